@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Builds etcd, kube-apiserver, kube-controller-manager, KubeVela's controller (vela-core) and
+# the vela CLI from their Go modules (no container runtime, no binary downloads here), and
+# caches them under ~/.cache/step-executor/<component>-<version>/. A cache directory is
+# published by an atomic rename only after every binary in it built, so a half-built cache is
+# never mistaken for a good one.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+CACHE=${STEP_EXECUTOR_CACHE:-$HOME/.cache/step-executor}
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+need_go() {
+  command -v go >/dev/null || { echo "error: the Go toolchain is required (go 1.24+ on PATH) to build the control plane" >&2; exit 2; }
+}
+
+# build_component NAME VERSION FUNCTION: runs FUNCTION with $work (a scratch wrapper module)
+# and $out (the staging bin dir), then publishes $out as $CACHE/NAME-VERSION.
+build_component() {
+  local name=$1 version=$2 fn=$3 dest="$CACHE/$1-$2"
+  if [ -f "$dest/.complete" ]; then log "$name $version: cached in $dest"; return 0; fi
+  need_go
+  log "$name $version: building (cold builds take minutes; progress below)"
+  local start=$SECONDS
+  work=$(mktemp -d "${TMPDIR:-/tmp}/step-executor-build-$name.XXXXXX")
+  out="$work/bin"; mkdir -p "$out" "$CACHE"
+  ( cd "$work" && "$fn" )
+  touch "$out/.complete"
+  rm -rf "$dest" && mv "$out" "$dest"
+  rm -rf "$work"
+  log "$name $version: built in $((SECONDS - start)) s -> $dest"
+}
+
+build_etcd() {
+  cat > go.mod <<GOMOD
+module local/etcd-bin
+go 1.25.0
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+tool go.etcd.io/etcd/server/v3
+GOMOD
+  log "etcd: resolving modules"; go mod tidy
+  log "etcd: compiling"
+  go build -trimpath -ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" -o "$out/etcd" go.etcd.io/etcd/server/v3
+}
+
+build_kubernetes() {
+  local minor staging
+  minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+  staging="v0.${KUBERNETES_VERSION#v1.}"
+  cat > go.mod <<GOMOD
+module local/k8s-bins
+go 1.24.0
+godebug default=go1.24
+require k8s.io/kubernetes $KUBERNETES_VERSION
+tool (
+	k8s.io/kubernetes/cmd/kube-apiserver
+	k8s.io/kubernetes/cmd/kube-controller-manager
+	k8s.io/kubernetes/cmd/kubectl
+)
+GOMOD
+  # k8s.io/kubernetes requires its 31 staging modules at v0.0.0 and replaces them with local
+  # paths; only the main module's replaces apply, so pin each to the matching release here.
+  local m
+  for m in api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider \
+    cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client \
+    csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator \
+    kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics mount-utils \
+    pod-security-admission sample-apiserver sample-cli-plugin sample-controller; do
+    go mod edit -replace="k8s.io/$m=k8s.io/$m@$staging"
+  done
+  log "kubernetes: resolving modules"; go mod tidy
+  local ldf="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf="$ldf -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  log "kubernetes: compiling kube-apiserver, kube-controller-manager, kubectl"
+  go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags="$ldf" -o "$out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+}
+
+build_kubevela() {
+  cat > go.mod <<GOMOD
+module local/kubevela-bins
+go 1.23.8
+require github.com/oam-dev/kubevela $KUBEVELA_VERSION
+tool (
+	github.com/oam-dev/kubevela/cmd/core
+	github.com/oam-dev/kubevela/references/cmd/cli
+)
+replace (
+	cloud.google.com/go => cloud.google.com/go v0.100.2
+	github.com/docker/cli => github.com/docker/cli v24.0.9+incompatible
+	github.com/docker/docker => github.com/docker/docker v28.3.3+incompatible
+	github.com/docker/docker-credential-helpers => github.com/docker/docker-credential-helpers v0.7.0
+	github.com/wercker/stern => github.com/oam-dev/stern v1.13.3-0.20250828063553-e1dd6271d131
+	sigs.k8s.io/apiserver-network-proxy/konnectivity-client => sigs.k8s.io/apiserver-network-proxy/konnectivity-client v0.0.36
+	sigs.k8s.io/apiserver-runtime => github.com/kmodules/apiserver-runtime v1.1.2-0.20250422194347-c5ac4abaf2ae
+)
+GOMOD
+  # Seed go.sum from KubeVela's own: some of its replaced modules (kmodules/apiserver-runtime)
+  # are not in the public checksum database, and its go.sum holds their verified hashes.
+  local dir
+  dir=$(go mod download -json "github.com/oam-dev/kubevela@$KUBEVELA_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  cp "$dir/go.sum" go.sum && chmod u+w go.sum
+  log "kubevela: resolving modules"; go mod tidy
+  local ver="-X github.com/oam-dev/kubevela/version.VelaVersion=$KUBEVELA_VERSION"
+  log "kubevela: compiling vela-core"
+  go build -trimpath -ldflags="-s -w $ver" -o "$out/vela-core" github.com/oam-dev/kubevela/cmd/core
+  log "kubevela: compiling the vela CLI"
+  go build -trimpath -ldflags="-s -w $ver" -o "$out/vela" github.com/oam-dev/kubevela/references/cmd/cli
+  # The CRDs and built-in definitions ship in the module; keep the ones we install beside the binaries.
+  mkdir -p "$out/crds" "$out/definitions"
+  cp "$dir"/charts/vela-core/crds/*.yaml "$out/crds/"
+  cp "$dir"/charts/vela-core/templates/defwithtemplate/*.yaml "$out/definitions/"
+  chmod -R u+w "$out"
+}
+
+case "${1:-all}" in
+  etcd) build_component etcd "$ETCD_VERSION" build_etcd ;;
+  kubernetes) build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
+  kubevela) build_component kubevela "$KUBEVELA_VERSION" build_kubevela ;;
+  all)
+    build_component etcd "$ETCD_VERSION" build_etcd
+    build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
+    build_component kubevela "$KUBEVELA_VERSION" build_kubevela ;;
+  *) echo "usage: $0 [all|etcd|kubernetes|kubevela]" >&2; exit 2 ;;
+esac
