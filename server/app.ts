@@ -1,0 +1,92 @@
+// The HTTP surface: routes, authentication and one error middleware. No listen here.
+import express, { type NextFunction, type Request, type Response } from "express";
+import type { Logger } from "pino";
+import { authenticate, SIGNATURE_HEADER } from "./auth.js";
+import type { RunEngine } from "./engine.js";
+import { describeError, InputError, NotFoundError, PayloadTooLargeError, StepExecutorError } from "./errors.js";
+import { compileValidator } from "./validation.js";
+import type { RunIdentity, StepKind } from "../steps/types.js";
+
+export interface AppDeps {
+  kinds: ReadonlyMap<string, StepKind>;
+  engine: RunEngine;
+  tokens: readonly string[];
+  log: Logger;
+  maxBodyBytes: number;
+  /** Extra readiness check (e.g. the kube client can reach the API server). */
+  ready?: () => boolean;
+}
+
+const identityPart = { type: "string", minLength: 1, maxLength: 253 };
+const validateEnvelope = compileValidator<{ run: RunIdentity; parameter: unknown }>({
+  type: "object",
+  required: ["run", "parameter"],
+  additionalProperties: false,
+  properties: {
+    run: {
+      type: "object",
+      required: ["namespace", "application", "step", "session"],
+      additionalProperties: false,
+      properties: { namespace: identityPart, application: identityPart, step: identityPart, session: identityPart },
+    },
+    parameter: { type: "object" },
+  },
+});
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  const validators = new Map([...deps.kinds].map(([k, kind]) => [k, compileValidator<unknown>(kind.schema)]));
+
+  app.get("/healthz", (_req, res) => { res.json({ status: "ok" }); });
+  app.get("/readyz", (_req, res) => {
+    const ready = !deps.engine.isDraining && (deps.ready?.() ?? true);
+    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready" });
+  });
+
+  app.post(
+    "/v1/steps/:kind",
+    express.raw({ type: () => true, limit: deps.maxBodyBytes }),
+    async (req: Request<{ kind: string }>, res: Response) => {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      authenticate(deps.tokens, { authorization: req.get("authorization"), signature: req.get(SIGNATURE_HEADER) }, body);
+      const kind = deps.kinds.get(req.params.kind);
+      if (!kind) throw new NotFoundError(`unknown step kind "${req.params.kind}"; known kinds: ${[...deps.kinds.keys()].join(", ")}`);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString("utf8"));
+      } catch (err) {
+        throw new InputError(`the request body is not valid JSON: ${(err as Error).message}`);
+      }
+      const envelope = validateEnvelope(parsed, "request");
+      const parameter = validators.get(kind.kind)!(envelope.parameter, "parameter");
+      const view = await deps.engine.poll(kind, envelope.run, parameter);
+      res.json(view);
+    },
+  );
+
+  app.use((_req, _res) => { throw new NotFoundError("no such endpoint; steps are POSTed to /v1/steps/{kind}"); });
+
+  // One error middleware maps typed errors to answers; nothing else reaches the client.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    let status = 500;
+    let message = "internal error in the step executor; see its logs";
+    if (err instanceof StepExecutorError) {
+      status = err.status;
+      message = err.message;
+    } else if (isBodyParserError(err)) {
+      const tooLarge = err.type === "entity.too.large";
+      status = tooLarge ? 413 : 400;
+      message = tooLarge ? new PayloadTooLargeError(`the request body is larger than ${deps.maxBodyBytes} bytes`).message : `bad request body: ${err.message}`;
+    } else {
+      deps.log.error({ err: describeError(err), path: req.path }, "unexpected error");
+    }
+    res.status(status).json({ phase: status >= 500 ? "running" : "failed", message, outputs: {} });
+  });
+  return app;
+}
+
+function isBodyParserError(err: unknown): err is Error & { type: string } {
+  return err instanceof Error && typeof (err as { type?: unknown }).type === "string" && typeof (err as { status?: unknown }).status === "number";
+}

@@ -1,0 +1,94 @@
+// Configuration from flags and environment variables (flags win), with defaults that suit an
+// in-cluster Deployment. Only main.ts calls this.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { parseDuration } from "./duration.js";
+
+export interface Config {
+  host: string;
+  port: number;
+  tokens: string[];
+  kubeconfig?: string;
+  logLevel: string;
+  pollIntervalMs: number;
+  secretWaitMs: number;
+  firstAnswerWaitMs: number;
+  shutdownGraceMs: number;
+  maxBodyBytes: number;
+  allowLinkLocal: boolean;
+}
+
+const options = {
+  host: { type: "string", env: "STEP_EXECUTOR_HOST", default: "0.0.0.0", help: "address to listen on" },
+  port: { type: "string", env: "STEP_EXECUTOR_PORT", default: "8080", help: "port to listen on" },
+  token: { type: "string", env: "STEP_EXECUTOR_TOKEN", help: "shared token (comma-separated: current,previous)" },
+  "token-file": { type: "string", env: "STEP_EXECUTOR_TOKEN_FILE", help: "file holding the token(s)" },
+  kubeconfig: { type: "string", env: "", help: "kubeconfig path (default: $KUBECONFIG, else in-cluster)" },
+  "log-level": { type: "string", env: "STEP_EXECUTOR_LOG_LEVEL", default: "info", help: "trace|debug|info|warn|error" },
+  "poll-interval": { type: "string", env: "STEP_EXECUTOR_POLL_INTERVAL", default: "1s", help: "how often waiting steps re-read objects" },
+  "secret-wait": { type: "string", env: "STEP_EXECUTOR_SECRET_WAIT", default: "5m", help: "how long a step waits for a missing Secret" },
+  "first-answer-wait": { type: "string", env: "STEP_EXECUTOR_FIRST_ANSWER_WAIT", default: "1s", help: "how long the first poll waits for a quick result" },
+  "shutdown-grace": { type: "string", env: "STEP_EXECUTOR_SHUTDOWN_GRACE", default: "20s", help: "how long shutdown waits for running steps" },
+  "max-body": { type: "string", env: "STEP_EXECUTOR_MAX_BODY_BYTES", default: "1048576", help: "largest request body accepted" },
+  "allow-link-local": { type: "boolean", env: "STEP_EXECUTOR_ALLOW_LINK_LOCAL", help: "allow outbound calls to link-local (metadata) addresses" },
+  help: { type: "boolean", env: "", help: "show this help" },
+} as const;
+
+export class ConfigError extends Error {}
+
+export function usage(): string {
+  return "usage: step-executor [flags]\n" + Object.entries(options)
+    .map(([k, o]) => `  --${k.padEnd(18)} ${o.help}${o.env ? ` (env ${o.env}` + ("default" in o ? `, default ${o.default})` : ")") : ""}`)
+    .join("\n");
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "help" {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const parseOpts = Object.fromEntries(Object.entries(options).map(([k, o]) => [k, { type: o.type }]));
+    values = parseArgs({ args: argv, options: parseOpts as never, strict: true, allowPositionals: false }).values as never;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n${usage()}`);
+  }
+  if (values.help) return "help";
+  const get = (k: keyof typeof options): string | undefined => {
+    const o = options[k];
+    const v = values[k] ?? (o.env ? env[o.env] : undefined);
+    if (typeof v === "boolean") return v ? "true" : "false";
+    return v ?? ("default" in o ? o.default : undefined);
+  };
+  const duration = (k: keyof typeof options) => {
+    try { return parseDuration(get(k)!, `--${k}`); } catch (err) { throw new ConfigError((err as Error).message); }
+  };
+  let tokenText = get("token");
+  const tokenFile = get("token-file");
+  if (!tokenText && tokenFile) {
+    try { tokenText = readFileSync(tokenFile, "utf8"); } catch (err) {
+      throw new ConfigError(`cannot read --token-file ${tokenFile}: ${(err as Error).message}`);
+    }
+  }
+  const tokens = (tokenText ?? "").split(/[,\n]/).map((t) => t.trim()).filter(Boolean);
+  if (tokens.length === 0) {
+    throw new ConfigError("no token configured: set STEP_EXECUTOR_TOKEN (or --token / --token-file) to the token given to `vela addon enable step-executor token=...`");
+  }
+  if (tokens.some((t) => t.length < 16)) throw new ConfigError("the token must be at least 16 characters long (e.g. `openssl rand -hex 32`)");
+  const port = Number(get("port"));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port: "${get("port")}" is not a port number`);
+  const maxBodyBytes = Number(get("max-body"));
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new ConfigError(`--max-body: "${get("max-body")}" must be an integer >= 1024`);
+  const config: Config = {
+    host: get("host")!,
+    port,
+    tokens,
+    logLevel: get("log-level")!,
+    pollIntervalMs: duration("poll-interval"),
+    secretWaitMs: duration("secret-wait"),
+    firstAnswerWaitMs: duration("first-answer-wait"),
+    shutdownGraceMs: duration("shutdown-grace"),
+    maxBodyBytes,
+    allowLinkLocal: get("allow-link-local") === "true",
+  };
+  const kubeconfig = get("kubeconfig");
+  if (kubeconfig) config.kubeconfig = kubeconfig;
+  return config;
+}

@@ -1,0 +1,80 @@
+// Reads from the Kubernetes API. Writes are KubeVela's job (kube.#Apply in the templates), so
+// objects stay tracked and garbage-collected with their Application.
+import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+}
+
+export type KubeObject = KubernetesObject & { [key: string]: unknown };
+
+export interface KubeReader {
+  /** The live object, or undefined when it does not exist (yet). */
+  readObject(ref: ObjectRef): Promise<KubeObject | undefined>;
+  /** A Secret's decoded data, or undefined when the Secret does not exist. */
+  readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+}
+
+/** The API server does not serve this apiVersion/kind (a typo, or a CRD not installed yet). */
+export class UnknownKindError extends Error {}
+
+export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export function createKubeReader(kc: KubeConfig): KubeReader {
+  const objects = KubernetesObjectApi.makeApiClient(kc);
+  const core = kc.makeApiClient(CoreV1Api);
+  return {
+    async readObject(ref) {
+      try {
+        return (await objects.read({
+          apiVersion: ref.apiVersion,
+          kind: ref.kind,
+          metadata: { name: ref.name, namespace: ref.namespace },
+        })) as KubeObject;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        if (err instanceof Error && /Unrecognized API version and kind/i.test(err.message)) {
+          throw new UnknownKindError(`the API server does not serve kind ${ref.kind} in ${ref.apiVersion}`, { cause: err });
+        }
+        throw wrap(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}`);
+      }
+    },
+    async readSecret(namespace, name) {
+      try {
+        const secret = await core.readNamespacedSecret({ name, namespace });
+        const data: Record<string, string> = {};
+        for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, "base64").toString("utf8");
+        for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
+        return data;
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw wrap(err, `error reading Secret ${namespace}/${name}`);
+      }
+    },
+  };
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 404;
+}
+
+/** Keeps the API server's reason but not the whole response dump the client puts in messages. */
+function wrap(err: unknown, what: string): Error {
+  if (err instanceof ApiException) {
+    let reason = "";
+    try {
+      const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
+      reason = body?.message ?? "";
+    } catch { /* body was not JSON */ }
+    return new Error(`${what}: HTTP ${err.code}${reason ? ` ${reason}` : ""}`);
+  }
+  return new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}

@@ -1,0 +1,98 @@
+// Waiting for an object: read it until it exists and its condition (or generic readiness)
+// holds, fail early on its failure condition, give up at the timeout. Shared by
+// read-object-and-wait and apply-and-wait.
+import { compileCondition, compileExpression, ExpressionEvalError, type CompiledCondition, type CompiledExpression } from "./cel.js";
+import { formatDuration, parseDuration } from "./duration.js";
+import { describeError, InputError } from "./errors.js";
+import { UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
+import { readiness } from "./readiness.js";
+import type { StepContext, StepResult } from "../steps/types.js";
+
+/** Longest wait accepted; longer waits belong to KubeVela's step `timeout`, not ours. */
+export const MAX_WAIT_MS = 24 * 60 * 60 * 1000;
+const VARIABLES = ["object"] as const;
+
+export interface WaitSpec {
+  condition?: string;
+  failureCondition?: string;
+  timeout: string;
+  outputs?: { [name: string]: string };
+}
+
+export interface PreparedWait {
+  ref: ObjectRef;
+  condition?: CompiledCondition;
+  failureCondition?: CompiledCondition;
+  timeoutMs: number;
+  outputs: [string, CompiledExpression][];
+}
+
+export function prepareWait(ref: ObjectRef, spec: WaitSpec): PreparedWait {
+  const timeoutMs = parseDuration(spec.timeout, "timeout");
+  if (timeoutMs <= 0 || timeoutMs > MAX_WAIT_MS) throw new InputError(`timeout: must be between 1ms and 24h, got "${spec.timeout}"`);
+  for (const [field, value] of Object.entries({ apiVersion: ref.apiVersion, kind: ref.kind, name: ref.name })) {
+    if (!value) throw new InputError(`${field}: must not be empty`);
+  }
+  const prepared: PreparedWait = {
+    ref,
+    timeoutMs,
+    outputs: Object.entries(spec.outputs ?? {}).map(([name, src]) => [name, compileExpression(src, `outputs.${name}`, VARIABLES)]),
+  };
+  if (spec.condition) prepared.condition = compileCondition(spec.condition, "condition", VARIABLES);
+  if (spec.failureCondition) prepared.failureCondition = compileCondition(spec.failureCondition, "failureCondition", VARIABLES);
+  return prepared;
+}
+
+export function describeRef(ref: ObjectRef): string {
+  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`;
+}
+
+/** One look at the object: a final result, or the reason to keep waiting. */
+export function judgeObject(p: PreparedWait, obj: KubeObject | undefined): StepResult | string {
+  const what = describeRef(p.ref);
+  if (!obj) return `waiting for ${what} to exist`;
+  const vars = { object: obj };
+  try {
+    if (p.failureCondition?.test(vars)) return { phase: "failed", message: `${what}: failureCondition \`${p.failureCondition.source}\` is true` };
+    let reason: string;
+    if (p.condition) {
+      if (!p.condition.test(vars)) return `waiting for ${what}: condition \`${p.condition.source}\` is false`;
+      reason = `condition \`${p.condition.source}\` is true`;
+    } else {
+      const r = readiness(obj);
+      if (r.failed) return { phase: "failed", message: `${what}: ${r.reason}` };
+      if (!r.ready) return `waiting for ${what} to be ready: ${r.reason}`;
+      reason = `ready (${r.reason})`;
+    }
+    const outputs: Record<string, unknown> = {};
+    for (const [name, expr] of p.outputs) outputs[name] = expr.evaluate(vars);
+    return { phase: "succeeded", message: `${what}: ${reason}`, outputs };
+  } catch (err) {
+    // Fields such as status.readyReplicas appear only as the object converges: keep waiting.
+    if (err instanceof ExpressionEvalError) return `waiting for ${what}: ${err.message}`;
+    throw err;
+  }
+}
+
+export async function waitForObject(ctx: StepContext, p: PreparedWait): Promise<StepResult> {
+  const deadline = ctx.now() + p.timeoutMs;
+  let last = "";
+  for (;;) {
+    let verdict: StepResult | string;
+    try {
+      verdict = judgeObject(p, await ctx.kube.readObject(p.ref));
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      verdict = err instanceof UnknownKindError
+        ? `waiting: ${err.message} (check apiVersion and kind, or install its CRD)`
+        : `waiting for ${describeRef(p.ref)}: ${describeError(err)}`;
+    }
+    if (typeof verdict !== "string") return verdict;
+    last = verdict;
+    if (ctx.now() >= deadline) {
+      return { phase: "failed", message: `timed out after ${formatDuration(p.timeoutMs)}: ${last.replace(/^waiting/, "still waiting")}` };
+    }
+    ctx.progress(last);
+    await ctx.sleep(Math.min(ctx.tuning.pollIntervalMs, Math.max(0, deadline - ctx.now())));
+  }
+}

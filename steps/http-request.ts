@@ -1,0 +1,198 @@
+// http-request: call an HTTP endpoint once per run, retrying transient failures, judging the
+// answer with CEL conditions and exposing CEL outputs to later steps.
+import { compileCondition, compileExpression, ExpressionEvalError, type CompiledCondition, type CompiledExpression } from "../server/cel.js";
+import { parseDuration, formatDuration } from "../server/duration.js";
+import { describeError, InputError, TerminalError } from "../server/errors.js";
+import { ForbiddenAddressError, type OutboundResponse } from "../server/http-client.js";
+import { parseRetryAfter, retryDelay } from "../server/retry.js";
+import { SecretMissingError, type SecretKeyRef } from "../server/secrets.js";
+import { schemas } from "./generated/index.js";
+import type { HttpRequestParameter } from "./generated/http-request.js";
+import type { StepContext, StepKind, StepResult } from "./types.js";
+
+/** Longest per-attempt timeout accepted: a step should not hold a connection for longer. */
+export const MAX_ATTEMPT_TIMEOUT_MS = 10 * 60 * 1000;
+/** How much of a response body a failure message quotes. */
+export const BODY_EXCERPT_CHARS = 200;
+const VARIABLES = ["response"] as const;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+interface Prepared {
+  method: string;
+  url: URL;
+  /** The URL as messages show it: no credentials, no query (it may hold tokens). */
+  shownUrl: string;
+  headers: Record<string, string>;
+  secretHeaders: [string, SecretKeyRef][];
+  body?: string;
+  timeoutMs: number;
+  maxAttempts: number;
+  backoff: { initialMs: number; maxMs: number };
+  successCondition?: CompiledCondition;
+  failureCondition?: CompiledCondition;
+  outputs: [string, CompiledExpression][];
+}
+
+/** The variable CEL expressions see: `response.status`, `response.headers['etag']`, `response.body.x`. */
+export function responseVariable(res: OutboundResponse) {
+  let body: unknown = res.body;
+  if (/\bjson\b/i.test(res.headers["content-type"] ?? "") || /^\s*[[{]/.test(res.body)) {
+    try { body = JSON.parse(res.body); } catch { /* not JSON after all: keep the text */ }
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+function prepare(p: HttpRequestParameter): Prepared {
+  let url: URL;
+  try {
+    url = new URL(p.url);
+  } catch {
+    throw new InputError(`url: "${p.url}" is not a valid URL; use an absolute http:// or https:// URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new InputError(`url: scheme "${url.protocol.slice(0, -1)}" is not supported; use http:// or https://`);
+  }
+  const timeoutMs = parseDuration(p.timeout, "timeout");
+  if (timeoutMs <= 0 || timeoutMs > MAX_ATTEMPT_TIMEOUT_MS) throw new InputError(`timeout: must be between 1ms and ${formatDuration(MAX_ATTEMPT_TIMEOUT_MS)}, got "${p.timeout}"`);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(p.headers ?? {})) {
+    checkHeader(name, `headers.${name}`);
+    if (/[\r\n\0]/.test(value)) throw new InputError(`headers.${name}: the value must not contain line breaks`);
+    headers[name] = value;
+  }
+  const secretHeaders = Object.entries(p.secretHeaders ?? {});
+  for (const [name] of secretHeaders) checkHeader(name, `secretHeaders.${name}`);
+  let body: string | undefined;
+  if (typeof p.body === "string") body = p.body;
+  else if (p.body !== undefined) {
+    body = JSON.stringify(p.body);
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) headers["Content-Type"] = "application/json";
+  }
+  if (body !== undefined && (p.method === "GET" || p.method === "HEAD")) {
+    throw new InputError(`body: a ${p.method} request cannot have a body; use method POST, PUT or PATCH`);
+  }
+  const outputs = Object.entries(p.outputs ?? {}).map(([name, src]): [string, CompiledExpression] => {
+    if (name === "status") throw new InputError(`outputs.status: the name is reserved (the step always outputs the response status as "status")`);
+    return [name, compileExpression(src, `outputs.${name}`, VARIABLES)];
+  });
+  const prepared: Prepared = {
+    method: p.method,
+    url,
+    shownUrl: `${url.origin}${url.pathname}`,
+    headers,
+    secretHeaders,
+    timeoutMs,
+    maxAttempts: p.retries + 1,
+    backoff: { initialMs: parseDuration(p.backoff, "backoff"), maxMs: parseDuration(p.maxBackoff, "maxBackoff") },
+    outputs,
+  };
+  if (body !== undefined) prepared.body = body;
+  if (p.successCondition) prepared.successCondition = compileCondition(p.successCondition, "successCondition", VARIABLES);
+  if (p.failureCondition) prepared.failureCondition = compileCondition(p.failureCondition, "failureCondition", VARIABLES);
+  return prepared;
+}
+
+function checkHeader(name: string, field: string) {
+  if (!TOKEN.test(name)) throw new InputError(`${field}: "${name}" is not a valid HTTP header name`);
+}
+
+async function resolveSecretHeaders(ctx: StepContext, p: Prepared): Promise<Record<string, string>> {
+  const headers = { ...p.headers };
+  const deadline = ctx.now() + ctx.tuning.secretWaitMs;
+  for (const [name, ref] of p.secretHeaders) {
+    for (;;) {
+      try {
+        const value = await ctx.secrets.resolve(ref);
+        if (/[\r\n\0]/.test(value)) throw new TerminalError(`secretHeaders.${name}: the value of key "${ref.key}" in Secret ${ref.name} contains a line break; remove the trailing newline`);
+        headers[name] = value;
+        break;
+      } catch (err) {
+        if (!(err instanceof SecretMissingError)) throw err;
+        if (ctx.now() >= deadline) throw new TerminalError(`${err.message}, needed for header ${name}; gave up after ${formatDuration(ctx.tuning.secretWaitMs)}`);
+        ctx.progress(`waiting for ${err.message} (header ${name}); create it or fix secretHeaders.${name}`);
+        await ctx.sleep(ctx.tuning.pollIntervalMs);
+      }
+    }
+  }
+  return headers;
+}
+
+function isRetryable(status: number) {
+  return status === 429 || status === 408 || status >= 500;
+}
+
+function describeResponse(res: OutboundResponse): string {
+  const text = res.body.replace(/\s+/g, " ").trim();
+  const quoted = text ? `: ${text.length > BODY_EXCERPT_CHARS ? text.slice(0, BODY_EXCERPT_CHARS) + "..." : text}` : "";
+  return `${res.status}${res.statusText ? " " + res.statusText : ""}${quoted}`;
+}
+
+async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
+  const headers = await resolveSecretHeaders(ctx, p);
+  const what = `${p.method} ${p.shownUrl}`;
+  let last = "";
+  for (let attempt = 1; attempt <= p.maxAttempts; attempt++) {
+    let res: OutboundResponse | undefined;
+    let retryAfterMs: number | undefined;
+    try {
+      const req = { method: p.method, url: p.url, headers, timeoutMs: p.timeoutMs, signal: ctx.signal, ...(p.body !== undefined ? { body: p.body } : {}) };
+      res = await ctx.http.send(req);
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      if (err instanceof ForbiddenAddressError) throw new TerminalError(`${what}: ${err.message}`);
+      last = networkError(err, p.timeoutMs);
+    }
+    if (res) {
+      const verdict = judge(p, res);
+      if (verdict) return verdict;
+      last = describeResponse(res);
+      if (!isRetryable(res.status)) {
+        const why = p.successCondition ? ` (successCondition \`${p.successCondition.source}\` is false)` : "";
+        return { phase: "failed", message: `${what} answered ${last}${why}` };
+      }
+      retryAfterMs = parseRetryAfter(res.headers["retry-after"], ctx.now());
+    }
+    if (attempt === p.maxAttempts) break;
+    const delay = retryDelay(attempt, p.backoff, retryAfterMs);
+    ctx.progress(`attempt ${attempt}/${p.maxAttempts}: ${what}: ${last}; retrying in ${formatDuration(delay)}`);
+    await ctx.sleep(delay);
+  }
+  return { phase: "failed", message: `${what} failed after ${p.maxAttempts} attempt${p.maxAttempts > 1 ? "s" : ""}; last error: ${last}` };
+}
+
+/** Failure beats success; with no successCondition a 2xx succeeds. Undefined means "not decided". */
+function judge(p: Prepared, res: OutboundResponse): StepResult | undefined {
+  const what = `${p.method} ${p.shownUrl}`;
+  const vars = { response: responseVariable(res) };
+  try {
+    if (p.failureCondition?.test(vars)) {
+      return { phase: "failed", message: `${what}: failureCondition \`${p.failureCondition.source}\` is true; the server answered ${describeResponse(res)}` };
+    }
+    const ok = p.successCondition ? p.successCondition.test(vars) : res.status >= 200 && res.status < 300;
+    if (!ok) return undefined;
+    const outputs: Record<string, unknown> = { status: res.status };
+    for (const [name, expr] of p.outputs) outputs[name] = expr.evaluate(vars);
+    return { phase: "succeeded", message: `${what} answered ${res.status}${res.statusText ? " " + res.statusText : ""}`, outputs };
+  } catch (err) {
+    if (err instanceof ExpressionEvalError) return { phase: "failed", message: `${what} answered ${res.status}, but ${err.message}` };
+    throw err;
+  }
+}
+
+function networkError(err: unknown, timeoutMs: number): string {
+  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+  if (e.name === "TimeoutError" || e.name === "AbortError" || e.code === "UND_ERR_HEADERS_TIMEOUT" || e.code === "UND_ERR_BODY_TIMEOUT") {
+    return `no answer within ${formatDuration(timeoutMs)} (timeout)`;
+  }
+  const code = e.code ?? e.cause?.code;
+  const detail = describeError(err);
+  return code && !detail.includes(code) ? `${code} ${detail}` : detail;
+}
+
+export const httpRequest: StepKind<HttpRequestParameter, Prepared> = {
+  kind: "http-request",
+  description: "Call an HTTP endpoint with retries, CEL success/failure conditions and outputs",
+  schema: schemas["http-request"],
+  prepare,
+  execute,
+};
