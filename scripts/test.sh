@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `npm test`: builds (or reuses) the local control plane, starts it, runs every test suite
+# against it (unit, integration on the real kube-apiserver, end-to-end on the real KubeVela
+# controller and vela CLI), stops it, and prints one summary line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+started=0
+cleanup() { [ "$started" = 1 ] && scripts/control-plane down >/dev/null 2>&1; }
+trap cleanup EXIT
+
+scripts/control-plane up || { echo "error: the local control plane did not start (see messages above)" >&2; exit 1; }
+started=1
+eval "$(scripts/control-plane env)"
+
+echo "[test] type-checking"
+npx tsc -p tsconfig.json --noEmit || exit 1
+echo "[test] building the addon"
+bash scripts/build-addon.sh >/dev/null || exit 1
+
+out=$(mktemp)
+# c8 measures coverage of the executor while the suites run.
+npx c8 --reporter=text-summary --include 'server/**' --include 'steps/**' --exclude 'steps/generated/**' \
+  mocha 'test/server/**/*.test.ts' 'test/steps/**/*.test.ts' 'test/addon/**/*.test.ts' 'test/e2e/**/*.test.ts' 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '^ *[0-9]+ passing' "$out" | grep -Eo '[0-9]+' | tail -1)
+failed=$(grep -Eo '^ *[0-9]+ failing' "$out" | grep -Eo '[0-9]+' | tail -1)
+pending=$(grep -Eo '^ *[0-9]+ pending' "$out" | grep -Eo '[0-9]+' | tail -1)
+rm -f "$out"
+echo "${passed:-0} passed, ${failed:-0} failed${pending:+, $pending skipped}"
+[ "$status" = 0 ] && [ "${passed:-0}" -gt 0 ]

@@ -1,0 +1,58 @@
+import { expect } from "chai";
+import { sign } from "../../server/auth.js";
+import { startExecutor, TEST_TOKEN, type Executor } from "../fixtures/executor.js";
+
+describe("executor HTTP surface", () => {
+  let executor: Executor;
+  before(async () => { executor = await startExecutor({ maxBodyBytes: 4096 }); });
+  after(async () => { await executor.close(); });
+
+  const signed = (body: string) => ({ "x-step-executor-signature": sign(TEST_TOKEN, body) });
+
+  it("answers /healthz and /readyz", async () => {
+    for (const path of ["/healthz", "/readyz"]) expect((await fetch(executor.url + path)).status).to.equal(200);
+  });
+
+  it("rejects an unsigned request with 401 and no details", async () => {
+    const a = await executor.post("/v1/steps/http-request", "{}");
+    expect(a.status).to.equal(401);
+    expect(a.body).to.deep.equal({ phase: "failed", message: "unauthenticated: the request signature or bearer token is missing or wrong", outputs: {} });
+  });
+
+  it("accepts the bearer token for direct clients", async () => {
+    const a = await executor.post("/v1/steps/nope", "{}", { authorization: `Bearer ${TEST_TOKEN}` });
+    expect(a.status).to.equal(404);
+  });
+
+  it("answers 404 for an unknown kind, listing the known ones", async () => {
+    const a = await executor.post("/v1/steps/send-email", "{}", signed("{}"));
+    expect(a.status).to.equal(404);
+    expect(a.body.message).to.equal('unknown step kind "send-email"; known kinds: http-request, read-object-and-wait, apply-and-wait');
+  });
+
+  const bad: [string, string, number, RegExp][] = [
+    ["malformed JSON", "{not json", 422, /^the request body is not valid JSON: /],
+    ["a body that is not an object", "[1,2]", 422, /^request: must be an object/],
+    ["a missing run identity", JSON.stringify({ parameter: {} }), 422, /^request.run: required field is missing/],
+    ["an incomplete run identity", JSON.stringify({ run: { namespace: "a", application: "b", step: "c" }, parameter: {} }), 422, /^request.run.session: required field is missing/],
+    ["an empty namespace", JSON.stringify({ run: { namespace: "", application: "b", step: "c", session: "d" }, parameter: {} }), 422, /^request.run.namespace: must NOT have fewer than 1 characters/],
+    ["an unknown envelope field", JSON.stringify({ run: { namespace: "a", application: "b", step: "c", session: "d" }, parameter: {}, extra: 1 }), 422, /^request: unknown field "extra"/],
+    ["bad UTF-8", "\u00ff\u00fe", 422, /^the request body is not valid JSON/],
+    ["a body over the limit", JSON.stringify({ pad: "x".repeat(10_000) }), 413, /larger than 4096 bytes/],
+  ];
+  for (const [name, body, status, message] of bad) {
+    it(`answers ${status} for ${name}`, async () => {
+      const a = await executor.post("/v1/steps/http-request", body, signed(body));
+      expect(a.status).to.equal(status);
+      expect(a.body.phase).to.equal("failed");
+      expect(a.body.message).to.match(message);
+      expect(a.body.message).not.to.match(/\n\s+at /); // no stack trace
+    });
+  }
+
+  it("answers 404 as JSON for unknown paths", async () => {
+    const res = await fetch(executor.url + "/v2/whatever");
+    expect(res.status).to.equal(404);
+    expect(((await res.json()) as { message: string }).message).to.match(/no such endpoint/);
+  });
+});

@@ -1,0 +1,189 @@
+import { expect } from "chai";
+import { createServer } from "node:net";
+import { reply, sequence, startTarget, type Target } from "../fixtures/target.js";
+import { newRun, startExecutor, type Executor } from "../fixtures/executor.js";
+import { kubeClients, tempNamespace } from "../fixtures/kube.js";
+
+const fast = { backoff: "10ms", maxBackoff: "50ms" };
+
+describe("http-request", function () {
+  let executor: Executor;
+  let target: Target | undefined;
+  before(async () => { executor = await startExecutor(); });
+  after(async () => { await executor.close(); });
+  afterEach(async () => { await target?.close(); target = undefined; });
+
+  it("GETs a URL, succeeds on 2xx and exposes status and CEL outputs", async () => {
+    target = await startTarget((_r, res) => reply(res, 200, { id: 42, tags: ["a", "b"] }, { etag: '"v1"' }));
+    const { answer } = await executor.pollUntilDone("http-request", {
+      url: `${target.url}/purge?token=abc`,
+      outputs: { id: "response.body.id", etag: "response.headers['etag']", n: "size(response.body.tags)" },
+    });
+    expect(answer.body).to.deep.equal({ phase: "succeeded", message: `GET ${target.url}/purge answered 200 OK`, outputs: { status: 200, id: 42, etag: '"v1"', n: 2 } });
+    expect(target.requests).to.have.length(1);
+    expect(target.requests[0]!.path).to.equal("/purge?token=abc");
+  });
+
+  it("sends an object body as JSON and a string body as is", async () => {
+    target = await startTarget((_r, res) => reply(res, 204));
+    await executor.pollUntilDone("http-request", { url: target.url, method: "POST", body: { paths: ["/*"] }, headers: { "X-Trace": "t1" } });
+    await executor.pollUntilDone("http-request", { url: target.url, method: "PUT", body: "plain text", headers: { "content-type": "text/plain" } });
+    const [a, b] = target.requests;
+    expect(a!.method).to.equal("POST");
+    expect(a!.headers["content-type"]).to.equal("application/json");
+    expect(a!.headers["x-trace"]).to.equal("t1");
+    expect(JSON.parse(a!.body)).to.deep.equal({ paths: ["/*"] });
+    expect(b!.method).to.equal("PUT");
+    expect(b!.headers["content-type"]).to.equal("text/plain");
+    expect(b!.body).to.equal("plain text");
+  });
+
+  it("fails at once on a 4xx, quoting the answer, without retrying", async () => {
+    target = await startTarget((_r, res) => reply(res, 400, { error: "bad path" }));
+    const { answer } = await executor.pollUntilDone("http-request", { url: target.url, ...fast });
+    expect(answer.body.phase).to.equal("failed");
+    expect(answer.body.message).to.equal(`GET ${target.url}/ answered 400 Bad Request: {"error":"bad path"}`);
+    expect(target.requests).to.have.length(1);
+  });
+
+  it("retries 5xx with backoff and shows each attempt while it runs", async () => {
+    target = await startTarget(sequence(
+      (res) => reply(res, 503, "busy"),
+      (res) => reply(res, 502, "gateway"),
+      (res) => reply(res, 200, { ok: true }),
+    ));
+    const { answer, messages } = await executor.pollUntilDone("http-request", { url: target.url, retries: 4, backoff: "300ms", maxBackoff: "300ms" });
+    expect(answer.body.phase).to.equal("succeeded");
+    expect(target.requests).to.have.length(3);
+    expect(messages.some((m) => /^attempt 1\/5: GET .* 503 Service Unavailable: busy; retrying in \d+ms$/.test(m)), messages.join("\n")).to.equal(true);
+  });
+
+  it("honours Retry-After on 429", async () => {
+    target = await startTarget(sequence((res) => reply(res, 429, "slow down", { "retry-after": "1" }), (res) => reply(res, 200)));
+    const { answer } = await executor.pollUntilDone("http-request", { url: target.url, ...fast });
+    expect(answer.body.phase).to.equal("succeeded");
+    const gap = target.requests[1]!.at - target.requests[0]!.at;
+    expect(gap).to.be.at.least(900);
+  });
+
+  it("gives up after the last retry, naming the attempts and the last error", async () => {
+    target = await startTarget((_r, res) => reply(res, 500, "boom"));
+    const { answer } = await executor.pollUntilDone("http-request", { url: target.url, retries: 2, ...fast });
+    expect(answer.body).to.include({ phase: "failed", message: `GET ${target.url}/ failed after 3 attempts; last error: 500 Internal Server Error: boom` });
+    expect(target.requests).to.have.length(3);
+  });
+
+  it("retries network errors and names the host and the error", async () => {
+    const port = await closedPort();
+    const { answer } = await executor.pollUntilDone("http-request", { url: `http://127.0.0.1:${port}/hook`, retries: 1, ...fast });
+    expect(answer.body.phase).to.equal("failed");
+    expect(answer.body.message).to.match(new RegExp(`^GET http://127.0.0.1:${port}/hook failed after 2 attempts; last error: .*ECONNREFUSED`));
+  });
+
+  it("times out an attempt that gets no answer", async () => {
+    target = await startTarget(async (_r, res) => { await new Promise((r) => setTimeout(r, 3000)); reply(res, 200); });
+    const { answer } = await executor.pollUntilDone("http-request", { url: target.url, timeout: "200ms", retries: 0 });
+    expect(answer.body).to.include({ phase: "failed", message: `GET ${target.url}/ failed after 1 attempt; last error: no answer within 200ms (timeout)` });
+  });
+
+  it("judges with successCondition and lets failureCondition win", async () => {
+    target = await startTarget((r, res) => reply(res, 200, { state: r.path === "/done" ? "done" : "error" }));
+    const cond = { successCondition: "response.body.state == 'done'", failureCondition: "response.body.state == 'error'" };
+    const ok = await executor.pollUntilDone("http-request", { url: `${target.url}/done`, ...cond });
+    const bad = await executor.pollUntilDone("http-request", { url: `${target.url}/other`, ...cond });
+    expect(ok.answer.body.phase).to.equal("succeeded");
+    expect(bad.answer.body.phase).to.equal("failed");
+    expect(bad.answer.body.message).to.contain("failureCondition `response.body.state == 'error'` is true");
+  });
+
+  it("performs the side effect once however often and concurrently the run is polled", async () => {
+    target = await startTarget(async (_r, res) => { await new Promise((r) => setTimeout(r, 200)); reply(res, 200); });
+    const run = newRun();
+    const answers = await Promise.all(Array.from({ length: 20 }, () => executor.poll("http-request", { url: target!.url, method: "POST" }, run)));
+    expect(answers.every((a) => a.status === 200)).to.equal(true);
+    await executor.pollUntilDone("http-request", { url: target.url, method: "POST" }, run);
+    for (let i = 0; i < 5; i++) await executor.poll("http-request", { url: target.url, method: "POST" }, run);
+    expect(target.requests).to.have.length(1);
+    // A new session (a restarted workflow) is a new run: the side effect happens once more.
+    await executor.pollUntilDone("http-request", { url: target.url, method: "POST" }, { ...run, session: "restarted" });
+    expect(target.requests).to.have.length(2);
+  });
+
+  it("refuses link-local (cloud metadata) targets without sending anything", async () => {
+    const { answer } = await executor.pollUntilDone("http-request", { url: "http://169.254.169.254/latest/meta-data/" });
+    expect(answer.body.phase).to.equal("failed");
+    expect(answer.body.message).to.match(/169\.254\.169\.254 is a link-local address, which the executor refuses/);
+  });
+
+  describe("with Secrets", () => {
+    let ns: Awaited<ReturnType<typeof tempNamespace>>;
+    const secretValue = "Bearer very-secret-value-123";
+    before(async () => { ns = await tempNamespace("http-secrets"); });
+    after(async () => { await ns.delete(); });
+
+    it("takes a header from a Secret and never shows its value", async () => {
+      await kubeClients().core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: "cdn" }, stringData: { auth: secretValue } } });
+      target = await startTarget((r, res) => reply(res, 401, { echo: r.headers.authorization }));
+      const { answer } = await executor.pollUntilDone("http-request", {
+        url: target.url, secretHeaders: { Authorization: { name: "cdn", key: "auth" } },
+      }, newRun(ns.name));
+      expect(target.requests[0]!.headers.authorization).to.equal(secretValue);
+      expect(answer.body.phase).to.equal("failed");
+      expect(answer.body.message).to.contain("[redacted]");
+      expect(JSON.stringify(answer.body)).not.to.contain("very-secret-value");
+    });
+
+    it("waits for a missing Secret, naming it, and goes on once it exists", async () => {
+      target = await startTarget((_r, res) => reply(res, 200));
+      const run = newRun(ns.name);
+      const param = { url: target.url, secretHeaders: { "X-Key": { name: "late", key: "k" } } };
+      const first = await executor.poll("http-request", param, run);
+      expect(first.body.phase).to.equal("running");
+      await new Promise((r) => setTimeout(r, 300));
+      const waiting = await executor.poll("http-request", param, run);
+      expect(waiting.body.message).to.equal(`waiting for Secret ${ns.name}/late not found (header X-Key); create it or fix secretHeaders.X-Key`);
+      await kubeClients().core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: "late" }, stringData: { k: "late-secret-value" } } });
+      const { answer } = await executor.pollUntilDone("http-request", param, run);
+      expect(answer.body.phase).to.equal("succeeded");
+      expect(target.requests[0]!.headers["x-key"]).to.equal("late-secret-value");
+    });
+
+    it("fails when the Secret never appears, after the secret wait", async () => {
+      const { answer } = await executor.pollUntilDone("http-request", {
+        url: "http://127.0.0.1:9/", secretHeaders: { "X-Key": { name: "never", key: "k" } },
+      }, newRun(ns.name));
+      expect(answer.body).to.include({ phase: "failed", message: `Secret ${ns.name}/never not found, needed for header X-Key; gave up after 2s` });
+    });
+  });
+
+  describe("bad input", () => {
+    const cases: [string, unknown, RegExp][] = [
+      ["an invalid URL", { url: "not a url" }, /^url: "not a url" is not a valid URL/],
+      ["a non-http scheme", { url: "file:///etc/passwd" }, /^url: scheme "file" is not supported/],
+      ["an invalid CEL condition", { url: "http://127.0.0.1:9", successCondition: "response.status ==" }, /^successCondition: invalid CEL expression `response.status ==`: at 1:/],
+      ["an unknown CEL variable", { url: "http://127.0.0.1:9", outputs: { x: "resp.body" } }, /^outputs.x: invalid CEL expression `resp.body`: unknown variable "resp"/],
+      ["a bad duration", { url: "http://127.0.0.1:9", timeout: "10" }, /^timeout: "10" is not a duration/],
+      ["a GET with a body", { url: "http://127.0.0.1:9", body: "x" }, /^body: a GET request cannot have a body/],
+      ["an unknown field", { url: "http://127.0.0.1:9", retry: 3 }, /^parameter: unknown field "retry"/],
+      ["a wrong type", { url: "http://127.0.0.1:9", retries: "3" }, /^parameter.retries: must be an integer/],
+      ["a missing url", {}, /^parameter.url: required field is missing/],
+      ["a bad method", { url: "http://127.0.0.1:9", method: "TRACE" }, /^parameter.method: must be one of "GET"/],
+    ];
+    for (const [name, parameter, message] of cases) {
+      it(`answers 422 for ${name}`, async () => {
+        const a = await executor.poll("http-request", parameter);
+        expect(a.status).to.equal(422);
+        expect(a.body.phase).to.equal("failed");
+        expect(a.body.message).to.match(message);
+      });
+    }
+  });
+});
+
+async function closedPort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
