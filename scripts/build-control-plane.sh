@@ -111,8 +111,10 @@ GOMOD
   log "kubevela: compiling the vela CLI"
   go build -trimpath -ldflags="-s -w $ver" -o "$out/vela" github.com/oam-dev/kubevela/references/cmd/cli
   # The CRDs and built-in definitions ship in the module; keep the ones we install beside the binaries.
-  mkdir -p "$out/crds" "$out/definitions"
+  mkdir -p "$out/crds" "$out/definitions" "$out/velaql"
   cp "$dir"/charts/vela-core/crds/*.yaml "$out/crds/"
+  # Query views behind `vela status --endpoint/--tree` and the endpoint list after `vela addon enable`.
+  cp "$dir"/charts/vela-core/templates/velaql/*.yaml "$out/velaql/"
   cp "$dir"/charts/vela-core/templates/defwithtemplate/*.yaml "$out/definitions/"
   chmod -R u+w "$out"
 }

@@ -15,7 +15,7 @@ const env = celEnv({ funcs: strings });
 type Expr = ReturnType<typeof parse>["expr"];
 
 // Operators the planner implements itself rather than through the function resolver.
-const logicOperators = new Set(["_&&_", "_||_", "_?_:_", "@not_strictly_false", "!_"]);
+const logicOperators = new Set(["_&&_", "_||_", "_?_:_", "@not_strictly_false", "_[_]", "_[?_]"]);
 
 export interface CompiledExpression {
   readonly source: string;

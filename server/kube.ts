@@ -40,8 +40,8 @@ export function createKubeReader(kc: KubeConfig): KubeReader {
           metadata: { name: ref.name, namespace: ref.namespace },
         })) as KubeObject;
       } catch (err) {
-        if (isNotFound(err)) return undefined;
-        if (err instanceof Error && /Unrecognized API version and kind/i.test(err.message)) {
+        if (isObjectNotFound(err)) return undefined;
+        if (err instanceof Error && /Unrecognized API version and kind|Failed to fetch resource metadata/i.test(err.message)) {
           throw new UnknownKindError(`the API server does not serve kind ${ref.kind} in ${ref.apiVersion}`, { cause: err });
         }
         throw wrap(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}`);
@@ -55,15 +55,22 @@ export function createKubeReader(kc: KubeConfig): KubeReader {
         for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
         return data;
       } catch (err) {
-        if (isNotFound(err)) return undefined;
+        if (isObjectNotFound(err)) return undefined;
         throw wrap(err, `error reading Secret ${namespace}/${name}`);
       }
     },
   };
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof ApiException && err.code === 404;
+/** A 404 for the object itself; a 404 from API discovery (unknown group/version) is not one. */
+function isObjectNotFound(err: unknown): boolean {
+  if (!(err instanceof ApiException) || err.code !== 404) return false;
+  try {
+    const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
+    return body?.reason === "NotFound";
+  } catch {
+    return false;
+  }
 }
 
 /** Keeps the API server's reason but not the whole response dump the client puts in messages. */

@@ -19,6 +19,7 @@ describe("cel", () => {
     ["{'name': object.metadata.name, 'n': object.spec.replicas}", { name: "web", n: 3 }],
     ["object.metadata.name.matches('^w[a-z]+$')", true],
     ["2.5 * 2.0", 5],
+    ["object.metadata.labels['tier'] + object.status.conditions[0].type", "frontAvailable"],
   ];
   for (const [src, want] of values) {
     it(`evaluates ${src}`, () => {
