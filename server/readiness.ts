@@ -24,7 +24,8 @@ export function readiness(obj: KubeObject): Readiness {
   }
   const conditions = Array.isArray(status.conditions) ? status.conditions : [];
   const cond = (type: string) => conditions.find((c) => c.type === type);
-  const group = obj.apiVersion.includes("/") ? obj.apiVersion.split("/")[0] : "";
+  const apiVersion = obj.apiVersion ?? "";
+  const group = apiVersion.includes("/") ? apiVersion.split("/")[0] : "";
 
   if ((group === "apps" || group === "extensions") && obj.kind === "Deployment") {
     const progressing = cond("Progressing");
