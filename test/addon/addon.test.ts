@@ -1,0 +1,192 @@
+// The addon Application (template.cue + resources/*.cue + parameter.cue), rendered with the cue
+// CLI the way `vela addon enable` assembles it (pkg/addon/render.go): parameter.cue first, then
+// `context: {metadata: <metadata.yaml>}` and `parameter: <the enable arguments as JSON>`, in one
+// file of package main beside template.cue and the resources.
+import { expect } from "chai";
+import { copyFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { buildAddon, cueBin, harnessBin, removeDir, root, sh, tempDir } from "./fixture.js";
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [k: string]: unknown };
+type Component = { name: string; type: string; properties: { objects: Obj[] } };
+type App = { apiVersion: string; kind: string; metadata: { namespace: string }; spec: { components: Component[] } };
+
+const TOKEN = "0123456789abcdef0123456789abcdef";
+
+describe("addon: the addon Application", function () {
+  this.timeout(120_000);
+  let cue: string;
+  let addon: string;
+  const dirs: string[] = [];
+  before(async () => {
+    cue = await cueBin();
+    addon = await buildAddon();
+  });
+  after(() => dirs.forEach(removeDir));
+
+  function context(args: Record<string, unknown>): string {
+    const metadata = parse(readFileSync(join(addon, "metadata.yaml"), "utf8"));
+    return `${readFileSync(join(addon, "parameter.cue"), "utf8")}\ncontext: ${JSON.stringify({ metadata })}\nparameter: ${JSON.stringify(args)}\n`;
+  }
+
+  async function render(args: Record<string, unknown>): Promise<App> {
+    const dir = tempDir("render");
+    dirs.push(dir);
+    writeFileSync(join(dir, "parameter.cue"), context(args));
+    copyFileSync(join(addon, "template.cue"), join(dir, "template.cue"));
+    for (const f of readdirSync(join(addon, "resources"))) copyFileSync(join(addon, "resources", f), join(dir, `resources-${f}`));
+    const { stdout } = await sh(cue, ["export", "-e", "output", "--out", "json", "."], { cwd: dir });
+    return JSON.parse(stdout) as App;
+  }
+
+  const objects = (app: App) => app.spec.components.flatMap((c) => c.properties.objects);
+  const find = (app: App, kind: string, name: string) => objects(app).find((o) => o.kind === kind && o.metadata.name === name);
+
+  it("runs the executor in the cluster by default, with the ConfigMap pointing at its Service", async () => {
+    const app = await render({ token: TOKEN });
+    expect(app).to.include({ apiVersion: "core.oam.dev/v1beta1", kind: "Application" });
+    expect(app.spec.components.map((c) => [c.name, c.type])).to.deep.equal([
+      ["step-executor-config", "k8s-objects"],
+      ["step-executor-rbac", "k8s-objects"],
+      ["step-executor-deployment", "k8s-objects"],
+      ["step-executor-service", "k8s-objects"],
+    ]);
+    expect(find(app, "ConfigMap", "step-executor")).to.deep.include({ data: { url: "http://step-executor.vela-system.svc:8080" } });
+    expect(find(app, "Secret", "step-executor-token")).to.deep.include({ data: { token: Buffer.from(TOKEN).toString("base64") } });
+    for (const o of objects(app)) {
+      if (!o.kind.startsWith("Cluster")) expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).to.equal("vela-system");
+    }
+  });
+
+  it("the Deployment: probes, token from the Secret, limits, non-root, read-only root filesystem", async () => {
+    const app = await render({ token: TOKEN, replicas: 2, image: "registry.local/step-executor:dev", imagePullPolicy: "Never" });
+    const deploy = find(app, "Deployment", "step-executor") as Obj & { spec: any };
+    expect(deploy.spec.replicas).to.equal(2);
+    const pod = deploy.spec.template.spec;
+    expect(pod.serviceAccountName).to.equal("step-executor");
+    expect(pod.securityContext).to.include({ runAsNonRoot: true });
+    const [c] = pod.containers;
+    expect(c).to.include({ image: "registry.local/step-executor:dev", imagePullPolicy: "Never" });
+    expect(c.livenessProbe.httpGet).to.deep.equal({ path: "/healthz", port: "http" });
+    expect(c.readinessProbe.httpGet).to.deep.equal({ path: "/readyz", port: "http" });
+    expect(c.ports).to.deep.equal([{ name: "http", containerPort: 8080, protocol: "TCP" }]);
+    expect(c.env).to.deep.include({ name: "STEP_EXECUTOR_TOKEN", valueFrom: { secretKeyRef: { name: "step-executor-token", key: "token" } } });
+    expect(c.resources.requests).to.have.keys("cpu", "memory");
+    expect(c.resources.limits).to.have.keys("cpu", "memory");
+    expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
+    const svc = find(app, "Service", "step-executor") as Obj & { spec: any };
+    expect(svc.spec.ports).to.deep.equal([{ name: "http", port: 8080, targetPort: "http", protocol: "TCP" }]);
+    expect(svc.spec.selector).to.deep.equal(deploy.spec.selector.matchLabels);
+  });
+
+  it("grants the executor read access only (get/list/watch, and get on Secrets)", async () => {
+    const app = await render({ token: TOKEN });
+    const role = find(app, "ClusterRole", "step-executor") as Obj & { rules: { verbs: string[]; resources: string[] }[] };
+    const verbs = new Set(role.rules.flatMap((r) => r.verbs));
+    expect([...verbs].sort()).to.deep.equal(["get", "list", "watch"]);
+    expect(role.rules).to.deep.include({ apiGroups: [""], resources: ["secrets"], verbs: ["get"] });
+    const binding = find(app, "ClusterRoleBinding", "step-executor") as Obj & { subjects: unknown[]; roleRef: unknown };
+    expect(binding.subjects).to.deep.equal([{ kind: "ServiceAccount", name: "step-executor", namespace: "vela-system" }]);
+  });
+
+  it("with executorURL: only the ConfigMap (pointing there) and the Secret", async () => {
+    const app = await render({ token: TOKEN, executorURL: "http://127.0.0.1:18080" });
+    expect(app.spec.components.map((c) => c.name)).to.deep.equal(["step-executor-config"]);
+    expect(find(app, "ConfigMap", "step-executor")).to.deep.include({ data: { url: "http://127.0.0.1:18080" } });
+  });
+
+  const refused: [string, Record<string, unknown>, RegExp][] = [
+    ["no token", {}, /token/],
+    ["a short token", { token: "short" }, /MinRunes\(16\)/],
+    ["an executorURL without a scheme", { token: TOKEN, executorURL: "127.0.0.1:18080" }, /executorURL|url/],
+    ["zero replicas", { token: TOKEN, replicas: 0 }, /replicas/],
+    ["an unknown pull policy", { token: TOKEN, imagePullPolicy: "Sometimes" }, /imagePullPolicy/],
+  ];
+  for (const [name, args, message] of refused) {
+    it(`refuses ${name}`, async () => {
+      let error: Error | undefined;
+      try {
+        await render(args);
+      } catch (err) {
+        error = err as Error;
+      }
+      expect(error?.message).to.match(message);
+    });
+  }
+
+  it("NOTES.cue renders for both set-ups", async () => {
+    for (const args of [{ token: TOKEN }, { token: TOKEN, executorURL: "http://127.0.0.1:18080" }]) {
+      const dir = tempDir("notes");
+      dirs.push(dir);
+      writeFileSync(join(dir, "notes.cue"), context(args) + "\n" + readFileSync(join(addon, "NOTES.cue"), "utf8"));
+      const { stdout } = await sh(cue, ["export", "-e", "notes", "--out", "text", "notes.cue"], { cwd: dir });
+      expect(stdout).to.contain("http-request, read-object-and-wait, apply-and-wait");
+      expect(stdout).to.contain(args.executorURL ?? "Deployment vela-system/step-executor");
+    }
+  });
+
+  it("metadata.yaml: catalog fields, and the directory name equals the addon name", () => {
+    const meta = parse(readFileSync(join(root, "metadata.yaml"), "utf8"));
+    expect(meta).to.include({ name: "step-executor", version: "0.1.0" });
+    expect(meta.system).to.deep.equal({ vela: ">=1.10.4" });
+    expect(meta.description).to.be.a("string").and.not.empty;
+    expect(meta.tags).to.be.an("array").and.not.empty;
+    expect(addon.endsWith("/step-executor")).to.equal(true);
+    expect(readdirSync(addon).sort()).to.deep.equal(["NOTES.cue", "README.md", "definitions", "metadata.yaml", "parameter.cue", "resources", "template.cue"]);
+  });
+});
+
+describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)", function () {
+  this.timeout(600_000);
+  let harness: string | undefined;
+  let addon: string;
+  before(async function () {
+    harness = await harnessBin();
+    if (!harness) {
+      console.warn("    (skipped: no Go toolchain to build test/addon/harness)");
+      this.skip();
+    }
+    addon = await buildAddon();
+  });
+
+  type Rendered = { parameterSchema: { properties: Record<string, { description?: string }>; required?: string[] }; application: App; definitions: Obj[] };
+  const render = async (args: Record<string, unknown>) =>
+    JSON.parse((await sh(harness!, ["addon", addon, JSON.stringify(args)])).stdout) as Rendered;
+
+  it("makes the parameter schema (every parameter documented) and the three definitions", async () => {
+    const r = await render({ token: TOKEN });
+    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["executorURL", "image", "imagePullPolicy", "replicas", "token"]);
+    for (const [name, p] of Object.entries(r.parameterSchema.properties)) expect(p.description, name).to.be.a("string").and.not.empty;
+    expect(r.definitions.map((d) => [d.kind, d.metadata.name, d.metadata.namespace])).to.deep.equal([
+      ["WorkflowStepDefinition", "apply-and-wait", "vela-system"],
+      ["WorkflowStepDefinition", "http-request", "vela-system"],
+      ["WorkflowStepDefinition", "read-object-and-wait", "vela-system"],
+    ]);
+  });
+
+  it("renders the in-cluster executor, or only the configuration with executorURL", async () => {
+    const inCluster = await render({ token: TOKEN });
+    expect(inCluster.application.spec.components.map((c) => c.name)).to.deep.equal([
+      "step-executor-config", "step-executor-rbac", "step-executor-deployment", "step-executor-service",
+    ]);
+    const local = await render({ token: TOKEN, executorURL: "http://127.0.0.1:18080" });
+    expect(local.application.spec.components.map((c) => c.name)).to.deep.equal(["step-executor-config"]);
+    expect(local.application.spec.components[0]!.properties.objects[0]).to.deep.include({ data: { url: "http://127.0.0.1:18080" } });
+  });
+
+  for (const [name, args, message] of [
+    ["a short token", { token: "short" }, /MinRunes\(16\)/],
+    ["zero replicas", { token: TOKEN, replicas: 0 }, /replicas/],
+  ] as const) {
+    it(`refuses ${name}`, async () => {
+      let error: Error | undefined;
+      try {
+        await render(args);
+      } catch (err) {
+        error = err as Error;
+      }
+      expect(error?.message).to.match(message);
+    });
+  }
+});

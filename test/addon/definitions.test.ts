@@ -1,0 +1,342 @@
+// The assembled step definitions: checked by the real vela CLI, then run by KubeVela's own step
+// runner (test/addon/harness: the workflow task runner with KubeVela's CUE providers, an
+// in-memory Kubernetes API) against a stub executor on 127.0.0.1, one case per row of the
+// protocol's answer table (docs/protocol.md).
+import { expect } from "chai";
+import { createHmac } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildAddon, dummyKubeconfig, harnessBin, kinds, removeDir, sh, tempDir, velaBin, type Kind } from "./fixture.js";
+import { schemas } from "../../steps/generated/index.js";
+
+const TOKEN = "addon-test-token-0123456789";
+
+describe("addon: step definitions (vela def vet)", function () {
+  this.timeout(120_000);
+  let addon: string;
+  let dir: string;
+  before(async () => {
+    addon = await buildAddon();
+    dir = tempDir("vet");
+  });
+  after(() => removeDir(dir));
+
+  for (const kind of kinds) {
+    it(`${kind}: passes vela def vet`, async function () {
+      const vela = velaBin();
+      if (!vela) {
+        console.warn("    (skipped: the vela CLI is not built; run scripts/build-control-plane.sh kubevela)");
+        this.skip();
+      }
+      const file = join(addon, "definitions", `${kind}.cue`);
+      const { stdout } = await sh(vela!, ["def", "vet", file], { env: { ...process.env, KUBECONFIG: dummyKubeconfig(dir) } });
+      expect(stdout).to.contain(`Validation ${file} succeed.`);
+    });
+
+    it(`${kind}: is one complete vela def file (header, one template, imports merged at the top)`, () => {
+      const src = readFileSync(join(addon, "definitions", `${kind}.cue`), "utf8");
+      expect(src).to.match(new RegExp(`^"${kind}": \\{\\n\\ttype: "workflow-step"`, "m"));
+      expect(src.match(/^import \(/gm)).to.have.length(1);
+      expect(src.indexOf("import (")).to.be.lessThan(src.indexOf(`"${kind}": {`));
+      expect(src).not.to.match(/"vela\/op"/);
+    });
+  }
+});
+
+// ---- the stub executor -------------------------------------------------------------------------
+
+interface Seen {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+  signatureValid: boolean;
+}
+type Reply = { status: number; body: string; contentType?: string };
+
+class StubExecutor {
+  readonly seen: Seen[] = [];
+  replies: Reply[] = [];
+  private server!: Server;
+  url = "";
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        const body = Buffer.concat(chunks).toString("utf8");
+        const expected = "sha256=" + createHmac("sha256", TOKEN).update(body).digest("hex");
+        this.seen.push({ path: req.url ?? "", headers: req.headers, body, signatureValid: req.headers["x-step-executor-signature"] === expected });
+        const reply = this.replies.length > 1 ? this.replies.shift()! : this.replies[0] ?? { status: 500, body: "no reply configured" };
+        res.writeHead(reply.status, { "Content-Type": reply.contentType ?? "application/json" });
+        res.end(reply.body);
+      });
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  reset(...replies: Reply[]): void {
+    this.seen.length = 0;
+    this.replies = replies;
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+const answer = (phase: string, message: string, outputs: Record<string, unknown> = {}, status = 200): Reply =>
+  ({ status, body: JSON.stringify({ phase, message, outputs }) });
+
+// ---- the harness ------------------------------------------------------------------------------
+
+interface Poll {
+  phase: string;
+  reason: string;
+  message: string;
+  waiting: boolean;
+  terminated: boolean;
+  failedAfterRetries: boolean;
+}
+interface Result {
+  polls: Poll[];
+  outputs: Record<string, unknown>;
+  objects: { kind: string; metadata: { name: string; namespace: string }; data?: Record<string, string> }[];
+}
+interface Scenario {
+  kind: Kind;
+  properties: Record<string, unknown>;
+  objects?: object[];
+  outputs?: { name: string; valueFrom: string }[];
+  polls?: number;
+}
+
+function addonObjects(url: string | null, token: string | null = TOKEN): object[] {
+  const objects: object[] = [];
+  if (url !== null) {
+    objects.push({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: "vela-system" }, data: { url } });
+  }
+  if (token !== null) {
+    objects.push({ apiVersion: "v1", kind: "Secret", metadata: { name: "step-executor-token", namespace: "vela-system" }, data: { token: Buffer.from(token).toString("base64") } });
+  }
+  return objects;
+}
+
+describe("addon: step definitions run by KubeVela's step runner", function () {
+  this.timeout(600_000);
+  let harness: string | undefined;
+  let addon: string;
+  const executor = new StubExecutor();
+
+  before(async function () {
+    harness = await harnessBin();
+    if (!harness) {
+      console.warn("    (skipped: no Go toolchain to build test/addon/harness)");
+      this.skip();
+    }
+    addon = await buildAddon();
+    await executor.start();
+  });
+  after(async () => {
+    if (harness) await executor.stop();
+  });
+
+  for (const kind of kinds) {
+    it(`${kind}: KubeVela's controller can make its parameter schema, and it agrees with steps/generated`, async () => {
+      // What the definition controller stores in ConfigMap workflowstep-schema-<name> (VelaUX forms).
+      const { stdout } = await sh(harness!, ["schema", join(addon, "definitions", `${kind}.cue`)]);
+      type S = { properties?: Record<string, S>; required?: string[]; default?: unknown; description?: string; type?: string };
+      const vela = JSON.parse(stdout) as S;
+      const ours = schemas[kind] as unknown as S;
+      expect(Object.keys(vela.properties ?? {}).sort()).to.deep.equal(Object.keys(ours.properties ?? {}).sort());
+      for (const [name, p] of Object.entries(vela.properties ?? {})) {
+        const o = ours.properties![name]!;
+        expect(p.description, `${name}: description`).to.equal(o.description);
+        expect(p.default, `${name}: default`).to.deep.equal(o.default);
+        // KubeVela calls every non-optional field required; we do not require fields with defaults.
+        expect(vela.required?.includes(name), `${name}: required`).to.equal(ours.required?.includes(name) || "default" in o);
+      }
+    });
+  }
+
+  async function step(s: Scenario): Promise<Result> {
+    const input = {
+      definition: join(addon, "definitions", `${s.kind}.cue`),
+      namespace: "demo",
+      app: "web",
+      step: "the-step",
+      session: "session-1",
+      properties: s.properties,
+      objects: s.objects ?? addonObjects(executor.url),
+      outputs: s.outputs ?? [],
+      polls: s.polls ?? 1,
+    };
+    const { stdout } = await sh(harness!, [], { input: JSON.stringify(input) });
+    return JSON.parse(stdout) as Result;
+  }
+
+  const last = (r: Result) => r.polls[r.polls.length - 1]!;
+
+  it("sends the signed run identity and the resolved parameter to POST {url}/v1/steps/{kind}", async () => {
+    executor.reset(answer("succeeded", "done"));
+    await step({ kind: "http-request", properties: { url: "https://example.com/hook", body: { a: 1 } } });
+    expect(executor.seen).to.have.length(1);
+    const req = executor.seen[0]!;
+    expect(req.path).to.equal("/v1/steps/http-request");
+    expect(req.headers["content-type"]).to.equal("application/json");
+    expect(req.signatureValid, "HMAC-SHA256 of the body with the token").to.equal(true);
+    expect(req.headers.authorization).to.equal(undefined);
+    expect(JSON.parse(req.body)).to.deep.equal({
+      run: { namespace: "demo", application: "web", step: "the-step", session: "session-1" },
+      parameter: { url: "https://example.com/hook", method: "GET", body: { a: 1 }, timeout: "10s", retries: 3, backoff: "1s", maxBackoff: "30s" },
+    });
+  });
+
+  it("tolerates a trailing slash in the ConfigMap's url", async () => {
+    executor.reset(answer("succeeded", "done"));
+    await step({ kind: "read-object-and-wait", properties: { apiVersion: "v1", kind: "Pod", name: "p" }, objects: addonObjects(executor.url + "/") });
+    expect(executor.seen[0]?.path).to.equal("/v1/steps/read-object-and-wait");
+  });
+
+  it("200 running → waits with the executor's message; then 200 succeeded → outputs for later steps", async () => {
+    executor.reset(answer("running", "calling https://example.com/hook (attempt 1)"), answer("succeeded", "HTTP 201", { status: 201, id: "abc" }));
+    const r = await step({
+      kind: "http-request",
+      properties: { url: "https://example.com/hook", outputs: { id: "response.body.id" } },
+      outputs: [{ name: "id", valueFrom: "outputs.id" }, { name: "code", valueFrom: "outputs.status" }],
+      polls: 5,
+    });
+    expect(r.polls.map((p) => [p.phase, p.reason, p.message, p.waiting])).to.deep.equal([
+      ["running", "Wait", "calling https://example.com/hook (attempt 1)", true],
+      ["succeeded", "", "HTTP 201", false],
+    ]);
+    expect(r.outputs).to.deep.equal({ id: "abc", code: 201 });
+    expect(executor.seen.map((s) => JSON.parse(s.body).run.session)).to.deep.equal(["session-1", "session-1"]);
+  });
+
+  it("200 failed → fails the step (terminal) with the executor's message, keeping declared outputs null", async () => {
+    executor.reset(answer("failed", "failureCondition is true: response.status == 409"));
+    const r = await step({
+      kind: "http-request",
+      properties: { url: "https://example.com/hook", outputs: { id: "response.body.id" } },
+      outputs: [{ name: "id", valueFrom: "outputs.id" }, { name: "code", valueFrom: "outputs.status" }],
+    });
+    expect(last(r)).to.include({ phase: "failed", reason: "Action", message: "failureCondition is true: response.status == 409", terminated: true, waiting: false });
+    expect(r.outputs).to.deep.equal({ id: null, code: null });
+  });
+
+  const failing: [string, Reply, string][] = [
+    ["401", { status: 401, body: JSON.stringify({ phase: "failed", message: "unauthenticated" }) },
+      "step executor rejected the request signature: check Secret vela-system/step-executor-token"],
+    ["404 with the executor's message", { status: 404, body: JSON.stringify({ phase: "failed", message: "unknown step kind nope; known: http-request" }) },
+      "unknown step kind nope; known: http-request"],
+    ["404 that is not JSON", { status: 404, body: "<html>Not Found</html>", contentType: "text/html" }, "<html>Not Found</html>"],
+    ["413", { status: 413, body: JSON.stringify({ phase: "failed", message: "request body larger than 1048576 bytes" }) }, "request body larger than 1048576 bytes"],
+    ["422", { status: 422, body: JSON.stringify({ phase: "failed", message: "parameter.retries: must be <= 10" }) }, "parameter.retries: must be <= 10"],
+    ["another 4xx", { status: 403, body: "forbidden", contentType: "text/plain" }, "step executor answered HTTP 403"],
+  ];
+  for (const [name, reply, message] of failing) {
+    it(`${name} → fails the step (terminal)`, async () => {
+      executor.reset(reply);
+      const r = await step({ kind: "http-request", properties: { url: "https://example.com" } });
+      expect(last(r)).to.include({ phase: "failed", reason: "Action", terminated: true });
+      expect(last(r).message).to.contain(message);
+    });
+  }
+
+  const waiting: [string, Reply, RegExp][] = [
+    ["503", { status: 503, body: JSON.stringify({ phase: "running", message: "shutting down" }) }, /^step executor unavailable \(HTTP 503 from http:\/\/127\.0\.0\.1:\d+\/v1\/steps\/http-request\): shutting down$/],
+    ["500 that is not JSON", { status: 500, body: "Internal Server Error", contentType: "text/plain" }, /^step executor unavailable \(HTTP 500 .*\): Internal Server Error$/],
+    ["200 that is not JSON", { status: 200, body: "<html>proxy login</html>", contentType: "text/html" }, /^step executor answered HTTP 200 with an unexpected body: <html>proxy login<\/html>$/],
+    ["200 JSON without a known phase", { status: 200, body: JSON.stringify({ phase: "done" }) }, /unexpected body: \{"phase":"done"\}$/],
+    ["429", { status: 429, body: "" }, /^step executor unavailable \(HTTP 429 .*\): \(empty body\)$/],
+  ];
+  for (const [name, reply, message] of waiting) {
+    it(`${name} → waits (KubeVela retries on its backoff) with a message naming the status`, async () => {
+      executor.reset(reply);
+      const r = await step({ kind: "http-request", properties: { url: "https://example.com" } });
+      expect(last(r)).to.include({ phase: "running", reason: "Wait", waiting: true, terminated: false });
+      expect(last(r).message).to.match(message);
+    });
+  }
+
+  it("cuts a long unexpected body in the message", async () => {
+    executor.reset({ status: 502, body: "x".repeat(5000), contentType: "text/plain" });
+    const r = await step({ kind: "http-request", properties: { url: "https://example.com" } });
+    expect(last(r).message).to.match(/: x{300}…$/);
+  });
+
+  const notEnabled: [string, object[], RegExp][] = [
+    ["no ConfigMap", addonObjects(null), /^the step-executor addon is not enabled: cannot read ConfigMap vela-system\/step-executor \(.*not found\); enable it with `vela addon enable step-executor token=<key>`$/],
+    ["no Secret", addonObjects("http://127.0.0.1:1", null), /^the step-executor addon is not enabled: cannot read Secret vela-system\/step-executor-token \(.*not found\)/],
+    ["neither", [], /ConfigMap vela-system\/step-executor .*; the step-executor addon is not enabled: cannot read Secret/],
+    ["a ConfigMap without data.url", [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: "vela-system" }, data: {} }, ...addonObjects(null)],
+      /^ConfigMap vela-system\/step-executor has no data.url/],
+  ];
+  for (const [name, objects, message] of notEnabled) {
+    it(`addon not enabled (${name}) → fails at once saying so, without calling anything`, async () => {
+      executor.reset(answer("succeeded", "must not be called"));
+      const r = await step({ kind: "http-request", properties: { url: "https://example.com" }, objects });
+      expect(last(r)).to.include({ phase: "failed", reason: "Action", terminated: true });
+      expect(last(r).message).to.match(message);
+      expect(executor.seen).to.have.length(0);
+    });
+  }
+
+  it("an executor that does not answer → KubeVela's own retry (not terminal); the token never shows", async () => {
+    const r = await step({ kind: "http-request", properties: { url: "https://example.com" }, objects: addonObjects("http://127.0.0.1:1") });
+    expect(last(r)).to.include({ phase: "failed", reason: "Execute", waiting: true, terminated: false });
+    expect(last(r).message).to.contain("connection refused");
+    // The step message embeds the call's $params (KubeVela behaviour): the signature, not the key.
+    expect(last(r).message).to.contain("X-Step-Executor-Signature");
+    expect(last(r).message).not.to.contain(TOKEN);
+    expect(last(r).message).not.to.contain(Buffer.from(TOKEN).toString("base64"));
+  });
+
+  it("apply-and-wait applies the object first (namespace defaulted to the Application's), then asks the executor", async () => {
+    executor.reset(answer("running", "waiting for ConfigMap demo/settings"), answer("succeeded", "ready", { v: "1" }));
+    const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings" }, data: { v: "1" } };
+    const r = await step({ kind: "apply-and-wait", properties: { value, outputs: { v: "object.data.v" } }, outputs: [{ name: "v", valueFrom: "outputs.v" }], polls: 3 });
+    expect(r.polls.map((p) => p.phase)).to.deep.equal(["running", "succeeded"]);
+    expect(r.outputs).to.deep.equal({ v: "1" });
+    const applied = r.objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === "settings");
+    expect(applied?.metadata.namespace).to.equal("demo");
+    expect(applied?.data).to.deep.equal({ v: "1" });
+    expect(executor.seen).to.have.length(2);
+    expect(executor.seen[0]!.path).to.equal("/v1/steps/apply-and-wait");
+    expect(JSON.parse(executor.seen[0]!.body).parameter).to.deep.equal({ value, outputs: { v: "object.data.v" }, timeout: "5m" });
+  });
+
+  it("apply-and-wait keeps an explicit namespace", async () => {
+    executor.reset(answer("succeeded", "ready"));
+    const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "elsewhere", namespace: "other" }, data: {} };
+    const r = await step({ kind: "apply-and-wait", properties: { value } });
+    expect(r.objects.find((o) => o.metadata.name === "elsewhere")?.metadata.namespace).to.equal("other");
+  });
+
+  it("apply-and-wait applies nothing when the addon is not enabled", async () => {
+    executor.reset(answer("succeeded", "must not be called"));
+    const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings" }, data: {} };
+    const r = await step({ kind: "apply-and-wait", properties: { value }, objects: [] });
+    expect(last(r)).to.include({ phase: "failed", reason: "Action" });
+    expect(r.objects.find((o) => o.metadata.name === "settings")).to.equal(undefined);
+    expect(executor.seen).to.have.length(0);
+  });
+
+  it("read-object-and-wait sends its parameter with the timeout default", async () => {
+    executor.reset(answer("succeeded", "Deployment demo/web is ready", { replicas: 3 }));
+    const r = await step({
+      kind: "read-object-and-wait",
+      properties: { apiVersion: "apps/v1", kind: "Deployment", name: "web", outputs: { replicas: "object.status.readyReplicas" } },
+      outputs: [{ name: "replicas", valueFrom: "outputs.replicas" }],
+    });
+    expect(last(r)).to.include({ phase: "succeeded", message: "Deployment demo/web is ready" });
+    expect(r.outputs).to.deep.equal({ replicas: 3 });
+    expect(JSON.parse(executor.seen[0]!.body).parameter).to.deep.equal({
+      apiVersion: "apps/v1", kind: "Deployment", name: "web", timeout: "5m", outputs: { replicas: "object.status.readyReplicas" },
+    });
+  });
+});
