@@ -125,7 +125,7 @@ export function application(namespace: string, name: string, steps: unknown[], a
       components: [{
         name: `${name}-config`,
         type: "k8s-objects",
-        properties: { objects: [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: `${name}-config` }, data: { deployed: "yes" } }] },
+        properties: { objects: [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: `${name}-config` }, data: { deployedBy: "kubevela" } }] },
       }],
       workflow: { steps: [{ name: "deploy", type: "apply-component", properties: { component: `${name}-config` } }, ...steps] },
     },

@@ -27,7 +27,7 @@ describe("executor HTTP surface", () => {
   it("answers 404 for an unknown kind, listing the known ones", async () => {
     const a = await executor.post("/v1/steps/send-email", "{}", signed("{}"));
     expect(a.status).to.equal(404);
-    expect(a.body.message).to.equal('unknown step kind "send-email"; known kinds: http-request, read-object-and-wait, apply-and-wait');
+    expect(a.body.message).to.equal('unknown step kind "send-email"; known kinds: http-request, read-object-and-wait, apply-and-wait, github-actions');
   });
 
   const bad: [string, string, number, RegExp][] = [
