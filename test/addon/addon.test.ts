@@ -154,15 +154,15 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
   const render = async (args: Record<string, unknown>) =>
     JSON.parse((await sh(harness!, ["addon", addon, JSON.stringify(args)])).stdout) as Rendered;
 
-  it("makes the parameter schema (every parameter documented) and the three definitions", async () => {
+  it("makes the parameter schema (every parameter documented) and one definition per addon/definitions/*.cue", async () => {
     const r = await render({ token: TOKEN });
     expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["executorURL", "image", "imagePullPolicy", "replicas", "token"]);
     for (const [name, p] of Object.entries(r.parameterSchema.properties)) expect(p.description, name).to.be.a("string").and.not.empty;
-    expect(r.definitions.map((d) => [d.kind, d.metadata.name, d.metadata.namespace])).to.deep.equal([
-      ["WorkflowStepDefinition", "apply-and-wait", "vela-system"],
-      ["WorkflowStepDefinition", "http-request", "vela-system"],
-      ["WorkflowStepDefinition", "read-object-and-wait", "vela-system"],
-    ]);
+    const kinds = readdirSync(join(root, "addon/definitions")).filter((f) => f.endsWith(".cue")).map((f) => f.slice(0, -4)).sort();
+    expect(kinds).to.include.members(["apply-and-wait", "github-actions", "http-request", "read-object-and-wait"]);
+    expect(r.definitions.map((d) => [d.kind, d.metadata.name, d.metadata.namespace])).to.deep.equal(
+      kinds.map((k) => ["WorkflowStepDefinition", k, "vela-system"]),
+    );
   });
 
   it("renders the in-cluster executor, or only the configuration with executorURL", async () => {
