@@ -59,6 +59,7 @@ export function createApp(deps: AppDeps): express.Express {
       } catch (err) {
         throw new InputError(`the request body is not valid JSON: ${(err as Error).message}`);
       }
+      checkDepth(parsed);
       const envelope = validateEnvelope(parsed, "request");
       const parameter = validators.get(kind.kind)!(envelope.parameter, "parameter");
       const view = await deps.engine.poll(kind, envelope.run, parameter);
@@ -85,6 +86,20 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(status).json({ phase: status >= 500 ? "running" : "failed", message, outputs: {} });
   });
   return app;
+}
+
+/** Deepest JSON nesting accepted; deeper input would only exhaust stacks further down. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Iterative, so hostile nesting cannot overflow the stack here. */
+function checkDepth(value: unknown): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth > MAX_JSON_DEPTH) throw new InputError(`the request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
 }
 
 function isBodyParserError(err: unknown): err is Error & { type: string } {

@@ -6,7 +6,7 @@ import { formatDuration, parseDuration } from "./duration.js";
 import { describeError, InputError } from "./errors.js";
 import { UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
 import { readiness } from "./readiness.js";
-import type { StepContext, StepResult } from "../steps/types.js";
+import type { RunIdentity, StepContext, StepResult } from "../steps/types.js";
 
 /** Longest wait accepted; longer waits belong to KubeVela's step `timeout`, not ours. */
 export const MAX_WAIT_MS = 24 * 60 * 60 * 1000;
@@ -25,6 +25,20 @@ export interface PreparedWait {
   failureCondition?: CompiledCondition;
   timeoutMs: number;
   outputs: [string, CompiledExpression][];
+}
+
+/**
+ * Tenant isolation: a step reads objects of its Application's namespace (or cluster-scoped
+ * ones), never another tenant's; and never Secrets, whose values would land in the
+ * Application's status through outputs (secretHeaders is the way to use a Secret).
+ */
+export function checkReadable(ref: ObjectRef, run: RunIdentity, field: string): void {
+  if (ref.namespace !== run.namespace) {
+    throw new InputError(`${field}: "${ref.namespace}" is not the Application's namespace "${run.namespace}"; steps read objects only in their own Application's namespace`);
+  }
+  if (ref.kind === "Secret" && (ref.apiVersion === "v1")) {
+    throw new InputError(`kind: steps do not read Secrets (their data would appear in the Application's status); reference Secrets with secretHeaders or credentials instead`);
+  }
 }
 
 export function prepareWait(ref: ObjectRef, spec: WaitSpec): PreparedWait {

@@ -1,7 +1,7 @@
 // apply-and-wait: the template applies `value` with KubeVela's kube.#Apply (so the object is
 // tracked and garbage-collected with the Application); the executor then waits for it.
 import { InputError } from "../server/errors.js";
-import { prepareWait, waitForObject, type PreparedWait } from "../server/object-wait.js";
+import { checkReadable, prepareWait, waitForObject, type PreparedWait } from "../server/object-wait.js";
 import { schemas } from "./generated/index.js";
 import type { ApplyAndWaitParameter } from "./generated/apply-and-wait.js";
 import type { StepKind } from "./types.js";
@@ -16,7 +16,9 @@ export const applyAndWait: StepKind<ApplyAndWaitParameter, PreparedWait> = {
       if (typeof value !== "string" || value === "") throw new InputError(`value.${field}: required (a string naming the object to apply)`);
     }
     const namespace = typeof v.metadata?.namespace === "string" && v.metadata.namespace ? v.metadata.namespace : run.namespace;
-    return prepareWait({ apiVersion: v.apiVersion as string, kind: v.kind as string, name: v.metadata!.name as string, namespace }, p);
+    const ref = { apiVersion: v.apiVersion as string, kind: v.kind as string, name: v.metadata!.name as string, namespace };
+    checkReadable(ref, run, "value.metadata.namespace");
+    return prepareWait(ref, p);
   },
   execute: waitForObject,
 };

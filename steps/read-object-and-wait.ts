@@ -1,6 +1,6 @@
 // read-object-and-wait: read an object and wait until a CEL condition (or generic readiness)
 // holds; outputs are CEL expressions over the object.
-import { prepareWait, waitForObject, type PreparedWait } from "../server/object-wait.js";
+import { checkReadable, prepareWait, waitForObject, type PreparedWait } from "../server/object-wait.js";
 import { schemas } from "./generated/index.js";
 import type { ReadObjectAndWaitParameter } from "./generated/read-object-and-wait.js";
 import type { StepKind } from "./types.js";
@@ -9,7 +9,10 @@ export const readObjectAndWait: StepKind<ReadObjectAndWaitParameter, PreparedWai
   kind: "read-object-and-wait",
   description: "Wait until a Kubernetes object exists and meets a condition",
   schema: schemas["read-object-and-wait"],
-  prepare: (p, run) =>
-    prepareWait({ apiVersion: p.apiVersion, kind: p.kind, name: p.name, namespace: p.namespace ?? run.namespace }, p),
+  prepare: (p, run) => {
+    const ref = { apiVersion: p.apiVersion, kind: p.kind, name: p.name, namespace: p.namespace ?? run.namespace };
+    checkReadable(ref, run, "namespace");
+    return prepareWait(ref, p);
+  },
   execute: waitForObject,
 };

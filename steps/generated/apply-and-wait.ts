@@ -5,7 +5,7 @@
  */
 export interface ApplyAndWaitParameter {
   /**
-   * The Kubernetes object to apply; its namespace defaults to the Application's namespace
+   * The Kubernetes object to apply, in the Application's namespace (its namespace defaults to it; another namespace is refused)
    */
   value: {
     [k: string]: unknown;
@@ -42,7 +42,7 @@ export const schema = {
   ],
   "properties": {
     "value": {
-      "description": "The Kubernetes object to apply; its namespace defaults to the Application's namespace",
+      "description": "The Kubernetes object to apply, in the Application's namespace (its namespace defaults to it; another namespace is refused)",
       "type": "object"
     },
     "condition": {

@@ -17,7 +17,7 @@ export interface ReadObjectAndWaitParameter {
    */
   name: string;
   /**
-   * The namespace of the object; default: the Application's namespace
+   * The namespace of the object; default and only allowed value: the Application's namespace (cluster-scoped objects ignore it)
    */
   namespace?: string;
   /**
@@ -66,7 +66,7 @@ export const schema = {
       "type": "string"
     },
     "namespace": {
-      "description": "The namespace of the object; default: the Application's namespace",
+      "description": "The namespace of the object; default and only allowed value: the Application's namespace (cluster-scoped objects ignore it)",
       "type": "string"
     },
     "condition": {

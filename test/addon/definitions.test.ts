@@ -310,11 +310,25 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     expect(JSON.parse(executor.seen[0]!.body).parameter).to.deep.equal({ value, outputs: { v: "object.data.v" }, timeout: "5m" });
   });
 
-  it("apply-and-wait keeps an explicit namespace", async () => {
+  it("apply-and-wait accepts the Application's own namespace spelled out", async () => {
     executor.reset(answer("succeeded", "ready"));
+    const r0 = await step({ kind: "apply-and-wait", properties: { value: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "probe" }, data: {} } } });
+    const own = r0.objects.find((o) => o.metadata.name === "probe")!.metadata.namespace;
+    executor.reset(answer("succeeded", "ready"));
+    const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "explicit", namespace: own }, data: {} };
+    const r = await step({ kind: "apply-and-wait", properties: { value } });
+    expect(r.objects.find((o) => o.metadata.name === "explicit")?.metadata.namespace).to.equal(own);
+    expect(last(r)).to.include({ phase: "succeeded" });
+  });
+
+  it("apply-and-wait refuses another namespace without applying or calling the executor", async () => {
+    executor.reset(answer("succeeded", "must not be called"));
     const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "elsewhere", namespace: "other" }, data: {} };
     const r = await step({ kind: "apply-and-wait", properties: { value } });
-    expect(r.objects.find((o) => o.metadata.name === "elsewhere")?.metadata.namespace).to.equal("other");
+    expect(last(r)).to.include({ phase: "failed", reason: "Action" });
+    expect(last(r).message).to.match(/value.metadata.namespace: "other" is not the Application's namespace/);
+    expect(r.objects.find((o) => o.metadata.name === "elsewhere")).to.equal(undefined);
+    expect(executor.seen).to.have.length(0);
   });
 
   it("apply-and-wait applies nothing when the addon is not enabled", async () => {

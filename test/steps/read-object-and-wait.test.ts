@@ -61,6 +61,18 @@ describe("read-object-and-wait (real kube-apiserver)", () => {
     expect(answer.body).to.include({ phase: "failed", message: `timed out after 500ms: still waiting for Deployment ${ns.name}/ghost to exist` });
   });
 
+  it("refuses another namespace and Secrets, naming the rule", async () => {
+    const other = await executor.poll("read-object-and-wait", { apiVersion: "v1", kind: "ConfigMap", name: "x", namespace: "kube-system" }, newRun(ns.name));
+    expect(other.status).to.equal(422);
+    expect(other.body.message).to.equal(`namespace: "kube-system" is not the Application's namespace "${ns.name}"; steps read objects only in their own Application's namespace`);
+    const secret = await executor.poll("read-object-and-wait", { apiVersion: "v1", kind: "Secret", name: "x" }, newRun(ns.name));
+    expect(secret.status).to.equal(422);
+    expect(secret.body.message).to.match(/^kind: steps do not read Secrets/);
+    const applied = await executor.poll("apply-and-wait", { value: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: "default" } } }, newRun(ns.name));
+    expect(applied.status).to.equal(422);
+    expect(applied.body.message).to.match(/^value.metadata.namespace: "default" is not the Application's namespace/);
+  });
+
   it("reads cluster-scoped objects", async () => {
     const { answer } = await executor.pollUntilDone("read-object-and-wait", {
       apiVersion: "v1", kind: "Namespace", name: ns.name, condition: "object.status.phase == 'Active'", outputs: { uid: "object.metadata.uid" },
