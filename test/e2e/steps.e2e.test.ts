@@ -20,6 +20,7 @@ describe("e2e: the addon on the real KubeVela controller", function () {
       if (r.path.startsWith("/purge")) { purges.push(r.body); return reply(res, 200, { purged: JSON.parse(r.body || "{}").paths ?? [], id: `purge-${purges.length}` }); }
       if (r.path.startsWith("/notify")) return reply(res, 202, { ok: true });
       if (r.path.startsWith("/reject")) return reply(res, 400, { error: "paths must not be empty" });
+      if (r.path.startsWith("/echo-auth")) return reply(res, 401, { error: "bad token", got: r.headers.authorization });
       return reply(res, 404, { error: "no such path" });
     });
     ns = await tempNamespace("e2e");
@@ -74,6 +75,27 @@ describe("e2e: the addon on the real KubeVela controller", function () {
     expect(step(s, "purge").message).to.equal(`POST ${target.url}/reject answered 400 Bad Request: {"error":"paths must not be empty"}`);
     const status = await vela("status", name, "-n", ns.name);
     expect(status).to.contain("paths must not be empty");
+  });
+
+  it("never shows a Secret's value: not in the Application, its events, the run context or the executor's logs", async () => {
+    const name = "secret-leak";
+    const secretValue = "Bearer e2e-very-secret-4f1c9a";
+    await kubeClients().core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: "cdn-token" }, stringData: { authorization: secretValue } } });
+    await applyYaml(application(ns.name, name, [{
+      name: "purge", type: "http-request",
+      properties: { url: `${target.url}/echo-auth`, method: "POST", body: { paths: ["/"] }, secretHeaders: { Authorization: { name: "cdn-token", key: "authorization" } }, outputs: { echoed: "response.body.got" } },
+    }]));
+    const s = await waitForApp(ns.name, name, (x) => step0(x, "purge")?.phase === "failed" && finished(x));
+    expect(target.requests.find((r) => r.path === "/echo-auth")!.headers.authorization).to.equal(secretValue);
+    expect(step(s, "purge").message).to.contain("[redacted]");
+    const everything = [
+      await kubectl(["get", "application", name, "-n", ns.name, "-o", "json"]),
+      await kubectl(["get", "events", "-n", ns.name, "-o", "json"]),
+      await kubectl(["get", "configmaps", "-n", ns.name, "-o", "json"]),
+      await vela("status", name, "-n", ns.name),
+      executor.logs(),
+    ].join("\n");
+    expect(everything).not.to.contain("e2e-very-secret-4f1c9a");
   });
 
   it("fails on an invalid parameter with a message naming the field", async () => {
