@@ -20,7 +20,7 @@ bash scripts/build-addon.sh >/dev/null || exit 1
 out=$(mktemp)
 # c8 measures coverage of the executor while the suites run.
 npx c8 --reporter=text-summary --include 'server/**' --include 'steps/**' --exclude 'steps/generated/**' \
-  mocha 'test/server/**/*.test.ts' 'test/steps/**/*.test.ts' 'test/addon/**/*.test.ts' 'test/argocd/**/*.test.ts' 'test/e2e/**/*.test.ts' 2>&1 | tee "$out"
+  mocha 'test/server/**/*.test.ts' 'test/steps/**/*.test.ts' 'test/addon/**/*.test.ts' 'test/argocd/**/*.test.ts' 'test/ops/**/*.test.ts' 'test/e2e/**/*.test.ts' 2>&1 | tee "$out"
 status=${PIPESTATUS[0]}
 passed=$(grep -Eo '^ *[0-9]+ passing' "$out" | grep -Eo '[0-9]+' | tail -1)
 failed=$(grep -Eo '^ *[0-9]+ failing' "$out" | grep -Eo '[0-9]+' | tail -1)
