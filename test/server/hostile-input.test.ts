@@ -60,7 +60,7 @@ describe("hostile input", function () {
       for (let i = next++; i < COUNT; i = next++) {
         const [path, body] = generators[i % generators.length]!(r, i);
         const res = await fetch(executor.url + path, {
-          method: "POST", body,
+          method: "POST", body: typeof body === "string" ? body : new Uint8Array(body),
           headers: { "content-type": "application/json", "x-step-executor-signature": sign(TEST_TOKEN, body) },
         });
         const text = await res.text();
