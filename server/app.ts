@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { authenticate, SIGNATURE_HEADER } from "./auth.js";
 import type { RunEngine } from "./engine.js";
 import { describeError, InputError, NotFoundError, PayloadTooLargeError, StepExecutorError } from "./errors.js";
+import type { Metrics } from "./metrics.js";
 import { compileValidator } from "./validation.js";
 import type { RunIdentity, StepKind } from "../steps/types.js";
 
@@ -15,6 +16,7 @@ export interface AppDeps {
   maxBodyBytes: number;
   /** Extra readiness check (e.g. the kube client can reach the API server). */
   ready?: () => boolean;
+  metrics?: Metrics;
 }
 
 const identityPart = { type: "string", minLength: 1, maxLength: 253 };
@@ -43,6 +45,28 @@ export function createApp(deps: AppDeps): express.Express {
   app.get("/readyz", (_req, res) => {
     const ready = !deps.engine.isDraining && (deps.ready?.() ?? true);
     res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready" });
+  });
+
+  if (deps.metrics) {
+    const { registry } = deps.metrics;
+    app.get("/metrics", async (_req, res) => {
+      res.set("Content-Type", registry.contentType).send(await registry.metrics());
+    });
+  }
+
+  // Poll latency and outcome, by kind (unknown kinds are counted as "unknown").
+  app.use("/v1/steps/:kind", (req, res, next) => {
+    const m = deps.metrics;
+    if (!m) return next();
+    const kind = deps.kinds.has(req.params.kind ?? "") ? req.params.kind! : "unknown";
+    const end = m.pollSeconds.startTimer({ kind });
+    const json = res.json.bind(res);
+    res.json = (body: { phase?: string }) => {
+      end();
+      m.polls.inc({ kind, status: String(res.statusCode), phase: body?.phase ?? "" });
+      return json(body);
+    };
+    next();
   });
 
   app.post(

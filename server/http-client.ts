@@ -4,6 +4,7 @@ import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { STATUS_CODES } from "node:http";
 import { isIP } from "node:net";
 import { Agent, request } from "undici";
+import { hostClass, type Metrics } from "./metrics.js";
 
 export const httpClientDefaults = {
   /** TCP+TLS connect timeout. */
@@ -50,8 +51,9 @@ export function isLinkLocal(address: string): boolean {
   return false;
 }
 
-export function createHttpClient(options: Partial<HttpClientOptions> = {}): HttpClient {
+export function createHttpClient(options: Partial<HttpClientOptions> = {}, metrics?: Metrics): HttpClient {
   const o = { ...httpClientDefaults, ...options };
+  const count = (url: URL, status: string) => metrics?.outbound.inc({ host_class: hostClass(url.hostname), status });
   // Check the address actually dialled, after DNS, so a name cannot smuggle a forbidden target.
   const lookup = (hostname: string, opts: object, cb: (err: Error | null, address: string | LookupAddress[], family?: number) => void) => {
     dnsLookup(hostname, { ...opts, all: true }, (err, addresses) => {
@@ -68,43 +70,54 @@ export function createHttpClient(options: Partial<HttpClientOptions> = {}): Http
 
   return {
     async send(req) {
-      if (!o.allowLinkLocal && isLinkLocal(req.url.hostname.replace(/^\[|\]$/g, ""))) {
-        throw new ForbiddenAddressError(`${req.url.hostname} is a link-local address, which the executor refuses (cloud metadata)`);
+      try {
+        const res = await send(req);
+        count(req.url, String(res.status));
+        return res;
+      } catch (err) {
+        count(req.url, err instanceof ForbiddenAddressError ? "refused" : "error");
+        throw err;
       }
-      const signals = [AbortSignal.timeout(req.timeoutMs), ...(req.signal ? [req.signal] : [])];
-      const res = await request(req.url, {
-        method: req.method as never,
-        headers: req.headers,
-        body: req.body,
-        dispatcher: agent,
-        signal: AbortSignal.any(signals),
-      } as never);
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let truncated = false;
-      for await (const chunk of res.body) {
-        const buf = chunk as Buffer;
-        if (size + buf.length > o.maxResponseBytes) {
-          chunks.push(buf.subarray(0, o.maxResponseBytes - size));
-          truncated = true;
-          res.body.destroy();
-          break;
-        }
-        chunks.push(buf);
-        size += buf.length;
-      }
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : String(v);
-      }
-      return {
-        status: res.statusCode,
-        statusText: STATUS_CODES[res.statusCode] ?? "",
-        headers,
-        body: Buffer.concat(chunks).toString("utf8"),
-        truncated,
-      };
     },
     close: () => agent.close(),
   };
+
+  async function send(req: OutboundRequest): Promise<OutboundResponse> {
+    if (!o.allowLinkLocal && isLinkLocal(req.url.hostname.replace(/^\[|\]$/g, ""))) {
+      throw new ForbiddenAddressError(`${req.url.hostname} is a link-local address, which the executor refuses (cloud metadata)`);
+    }
+    const signals = [AbortSignal.timeout(req.timeoutMs), ...(req.signal ? [req.signal] : [])];
+    const res = await request(req.url, {
+      method: req.method as never,
+      headers: req.headers,
+      body: req.body,
+      dispatcher: agent,
+      signal: AbortSignal.any(signals),
+    } as never);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let truncated = false;
+    for await (const chunk of res.body) {
+      const buf = chunk as Buffer;
+      if (size + buf.length > o.maxResponseBytes) {
+        chunks.push(buf.subarray(0, o.maxResponseBytes - size));
+        truncated = true;
+        res.body.destroy();
+        break;
+      }
+      chunks.push(buf);
+      size += buf.length;
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : String(v);
+    }
+    return {
+      status: res.statusCode,
+      statusText: STATUS_CODES[res.statusCode] ?? "",
+      headers,
+      body: Buffer.concat(chunks).toString("utf8"),
+      truncated,
+    };
+  }
 }

@@ -1,0 +1,41 @@
+// Prometheus metrics in one place. Labels carry kinds, outcomes, status codes and host classes
+// only — never URLs, names or anything a user typed — so no secret can reach /metrics.
+import { isIP } from "node:net";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "step_executor_" });
+  const m = {
+    registry,
+    polls: new Counter({ name: "step_executor_polls_total", help: "Polls answered, by step kind, HTTP status and phase", labelNames: ["kind", "status", "phase"], registers: [registry] }),
+    pollSeconds: new Histogram({
+      name: "step_executor_poll_duration_seconds", help: "Time to answer a poll", labelNames: ["kind"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
+    }),
+    runsStarted: new Counter({ name: "step_executor_runs_started_total", help: "Runs started, by step kind", labelNames: ["kind"], registers: [registry] }),
+    runsFinished: new Counter({ name: "step_executor_runs_finished_total", help: "Runs finished, by step kind and outcome", labelNames: ["kind", "outcome"], registers: [registry] }),
+    runSeconds: new Histogram({
+      name: "step_executor_run_duration_seconds", help: "Run duration from start to finish", labelNames: ["kind", "outcome"],
+      buckets: [0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600], registers: [registry],
+    }),
+    runsRunning: new Gauge({ name: "step_executor_runs_running", help: "Runs currently running (waiting steps included)", labelNames: ["kind"], registers: [registry] }),
+    outbound: new Counter({ name: "step_executor_outbound_requests_total", help: "Outbound HTTP requests, by host class and status (or error)", labelNames: ["host_class", "status"], registers: [registry] }),
+  };
+  return m;
+}
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** A host reduced to a class, so the label set stays small and says nothing about the target. */
+export function hostClass(hostname: string): string {
+  const h = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || h.startsWith("127.") || h === "::1") return "loopback";
+  if (isIP(h) === 4) {
+    if (/^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(h)) return "private";
+    if (h.startsWith("169.254.")) return "link-local";
+    return "public-ip";
+  }
+  if (isIP(h) === 6) return /^f[cd]/.test(h) ? "private" : /^fe[89ab]/.test(h) ? "link-local" : "public-ip";
+  if (h.endsWith(".svc") || h.includes(".svc.") || h.endsWith(".cluster.local") || !h.includes(".")) return "cluster";
+  return "external";
+}
