@@ -2,10 +2,10 @@
 // the executor as a real process on 127.0.0.1, and real target servers.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { kubeClients } from "../fixtures/kube.js";
+import { closedPort } from "../fixtures/target.js";
 
 const exec = promisify(execFile);
 
@@ -30,13 +30,6 @@ export async function kubectl(args: string[], input?: string): Promise<string> {
   });
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const { port } = s.address() as { port: number };
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 export interface ExecutorProcess {
   url: string;
@@ -47,7 +40,7 @@ export interface ExecutorProcess {
 
 /** Starts `server/main.ts` as a separate process, as an operator would run it on loopback. */
 export async function startExecutorProcess(): Promise<ExecutorProcess> {
-  const port = await freePort();
+  const port = await closedPort();
   const token = randomBytes(24).toString("hex");
   let logs = "";
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "server/main.ts", "--host", "127.0.0.1", "--port", String(port), "--poll-interval", "250ms"], {

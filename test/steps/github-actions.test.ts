@@ -1,9 +1,9 @@
 import { expect } from "chai";
 import { generateKeyPairSync } from "node:crypto";
-import { createServer } from "node:net";
 import { GithubHub, type GithubOptions } from "../../server/github.js";
 import { createGithubActionsStep, type GithubActionsOptions } from "../../steps/github-actions.js";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
+import { closedPort } from "../fixtures/target.js";
 import { newRun, startExecutorWith } from "../github-server/harness.js";
 import { FakeGitHub, faults, type FakeGitHubOptions, type FakeRepo } from "../github-server/server.js";
 
@@ -535,11 +535,3 @@ describe("github-actions poll interval (server/github.ts)", () => {
     expect(p.nextDelay()).to.equal(90_000);
   });
 });
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}

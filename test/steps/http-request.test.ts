@@ -1,6 +1,5 @@
 import { expect } from "chai";
-import { createServer } from "node:net";
-import { reply, sequence, startTarget, type Target } from "../fixtures/target.js";
+import { closedPort, reply, sequence, startTarget, type Target } from "../fixtures/target.js";
 import { newRun, startExecutor, type Executor } from "../fixtures/executor.js";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
 
@@ -179,11 +178,3 @@ describe("http-request", function () {
     }
   });
 });
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
