@@ -19,13 +19,18 @@ export function readiness(obj: KubeObject): Readiness {
   const status = (obj.status ?? {}) as Status;
   const spec = (obj.spec ?? {}) as Record<string, unknown>;
   const generation = obj.metadata?.generation;
+  const apiVersion = obj.apiVersion ?? "";
+  const group = apiVersion.includes("/") ? apiVersion.split("/")[0] : "";
   if (typeof status.observedGeneration === "number" && typeof generation === "number" && status.observedGeneration < generation) {
     return { ready: false, reason: `its controller has not observed generation ${generation} yet (observedGeneration ${status.observedGeneration})` };
   }
+  const workload = (group === "apps" || group === "extensions") && ["Deployment", "StatefulSet", "DaemonSet"].includes(obj.kind ?? "");
+  if (workload && typeof status.observedGeneration !== "number") {
+    // As `kubectl rollout status`: nothing is known until the controller has reported once.
+    return { ready: false, reason: "its controller has not reported a status yet" };
+  }
   const conditions = Array.isArray(status.conditions) ? status.conditions : [];
   const cond = (type: string) => conditions.find((c) => c.type === type);
-  const apiVersion = obj.apiVersion ?? "";
-  const group = apiVersion.includes("/") ? apiVersion.split("/")[0] : "";
 
   if ((group === "apps" || group === "extensions") && obj.kind === "Deployment") {
     const progressing = cond("Progressing");
