@@ -11,18 +11,26 @@
 # environment, or else from `scripts/control-plane env` (start it first: scripts/control-plane up).
 # Environment: RECORD_OUT output dir [argocd/testdata], RECORD_NAMESPACE namespace for the
 # Applications [argocd-rec, deleted and recreated at start], RECORD_KEEP=1 keeps it afterwards,
-# RECORD_FAIL_PORT port of the local failing server [18399].
+# RECORD_FAIL_PORT port of the local failing server [18399], RECORD_EXECUTOR_PORT port of the
+# step executor the addon-* cases start [18398].
 # Takes about 2 minutes (the failed-after-retries case waits for KubeVela's 10 retries, ~1 min).
 #
-# Adding a case (for example one of the addon's own steps, once the addon is enabled):
+# The addon-* cases record the addon's own steps: they start the executor (server/main.ts) on
+# 127.0.0.1:$RECORD_EXECUTOR_PORT, build the addon and `vela addon enable` it with that
+# executorURL and a fresh token. The executor stops when the script ends; the addon stays enabled,
+# pointing at it, until the next `vela addon enable` (the e2e suites enable it again).
+#
+# Adding a case:
 #   1. write `case_<name>() { ... }` that applies an Application with `apply_app NAME <<EOF`,
 #      waits with `wait_app NAME 'jq predicate on the object' [timeout]`, drives it if needed
 #      (vela workflow suspend/terminate/resume) and calls `record NAME FILE 'what it shows'`
 #      once or more;
 #   2. add <name> to CASES;
 #   3. add the expected health of each new file to argocd/health_test.yaml.
-# Steps that must fail use FAIL_URL (a local server answering HTTP 500 with a JSON body) or
-# REFUSED_URL (a closed port on 127.0.0.1). Nothing leaves 127.0.0.1.
+# Steps that must fail use FAIL_URL (a local server answering HTTP 500 with a JSON body;
+# $FAIL_URL/status/NNN answers NNN instead, e.g. 503, 401 or 200) or REFUSED_URL (a closed port
+# on 127.0.0.1). Cases with the addon's steps call `ensure_executor` first. Nothing leaves
+# 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -33,6 +41,7 @@ CASES=(
   running running-default-workflow waiting-health request-refused failed-action failed-substep
   suspended-step suspended-approval suspended-manual terminated not-reconciled unhealthy
   parse-error deleting
+  addon-retrying addon-waiting addon-timed-out addon-failed addon-succeeded addon-executor-down
 )
 
 log() { printf '[record] %s\n' "$*" >&2; }
@@ -431,6 +440,178 @@ EOF
   release
 }
 
+# ---- the addon's own steps ----------------------------------------------------------------------
+# ensure_executor: starts the step executor on 127.0.0.1:$EXECUTOR_PORT and enables the addon
+# with it (once per script run).
+ensure_executor() {
+  [ -z "$executor_pid" ] || return 0
+  if (exec 3<> "/dev/tcp/127.0.0.1/$EXECUTOR_PORT") 2> /dev/null; then
+    die "port $EXECUTOR_PORT on 127.0.0.1 is in use; set RECORD_EXECUTOR_PORT to a free port"
+  fi
+  local token
+  token=$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')
+  log "starting the step executor on 127.0.0.1:$EXECUTOR_PORT"
+  STEP_EXECUTOR_TOKEN=$token node --import tsx server/main.ts --host 127.0.0.1 --port "$EXECUTOR_PORT" \
+    --poll-interval 250ms --shutdown-grace 1s > "$tmp/executor.log" 2>&1 &
+  executor_pid=$!
+  for _ in $(seq 1 150); do
+    curl -fsS "http://127.0.0.1:$EXECUTOR_PORT/readyz" > /dev/null 2>&1 && break
+    kill -0 "$executor_pid" 2> /dev/null || break
+    sleep 0.2
+  done
+  curl -fsS "http://127.0.0.1:$EXECUTOR_PORT/readyz" > /dev/null 2>&1 || { cat "$tmp/executor.log" >&2; die "the executor did not start"; }
+  bash scripts/build-addon.sh > "$tmp/build-addon.log" 2>&1 || { cat "$tmp/build-addon.log" >&2; die "building the addon failed"; }
+  log "vela addon enable dist/step-executor executorURL=http://127.0.0.1:$EXECUTOR_PORT token=***"
+  vela addon enable dist/step-executor "executorURL=http://127.0.0.1:$EXECUTOR_PORT" "token=$token" -y > "$tmp/addon.log" 2>&1 \
+    || { cat "$tmp/addon.log" >&2; die "vela addon enable failed"; }
+}
+
+# An http-request step retrying HTTP 503 (backoff 1m, so that the moment holds): the step waits
+# with the executor's progress message; phase runningWorkflow.
+case_addon-retrying() {
+  ensure_executor
+  apply_app <<EOF
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: addon-retrying}
+spec:
+  components:
+$(configmap_component addon-retrying)
+  workflow:
+    steps:
+    - {name: deploy, type: deploy}
+    - name: smoke-test
+      type: http-request
+      properties: {url: "$FAIL_URL/status/503", retries: 10, backoff: 1m, maxBackoff: 1m}
+EOF
+  wait_app addon-retrying 'any(.status.workflow.steps[]?; .name == "smoke-test" and .phase == "running" and ((.message // "") | startswith("attempt 1/")))'
+  record addon-retrying addon-retrying.yaml "An http-request step retrying HTTP 503, with the executor's progress message: phase runningWorkflow."
+}
+
+# A read-object-and-wait step waiting for an object that does not exist yet: phase runningWorkflow.
+case_addon-waiting() {
+  ensure_executor
+  apply_app <<EOF
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: addon-waiting}
+spec:
+  components:
+$(configmap_component addon-waiting)
+  workflow:
+    steps:
+    - {name: deploy, type: deploy}
+    - name: wait-for-flags
+      type: read-object-and-wait
+      properties: {apiVersion: v1, kind: ConfigMap, name: release-flags, condition: "object.data.enabled == 'true'", timeout: 10m}
+EOF
+  wait_app addon-waiting 'any(.status.workflow.steps[]?; .name == "wait-for-flags" and .phase == "running" and ((.message // "") | startswith("waiting for")))'
+  record addon-waiting addon-waiting.yaml 'A read-object-and-wait step waiting for a ConfigMap to exist: phase runningWorkflow.'
+}
+
+# A read-object-and-wait step whose timeout passed: the executor fails it (#Fail): workflowFailed.
+case_addon-timed-out() {
+  ensure_executor
+  apply_app <<EOF
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: addon-timed-out}
+spec:
+  components:
+$(configmap_component addon-timed-out)
+  workflow:
+    steps:
+    - {name: deploy, type: deploy}
+    - name: wait-for-flags
+      type: read-object-and-wait
+      properties: {apiVersion: v1, kind: ConfigMap, name: release-flags, timeout: 3s}
+EOF
+  wait_app addon-timed-out '.status.status == "workflowFailed"'
+  record addon-timed-out addon-timed-out.yaml 'A read-object-and-wait step timed out; the executor failed it: phase workflowFailed.'
+}
+
+# An http-request step answered 401 (not retried): the executor fails it with its message (#Fail).
+case_addon-failed() {
+  ensure_executor
+  apply_app <<EOF
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: addon-failed}
+spec:
+  components:
+$(configmap_component addon-failed)
+  workflow:
+    steps:
+    - {name: deploy, type: deploy}
+    - name: purge-cdn
+      type: http-request
+      properties: {url: "$FAIL_URL/status/401", method: POST, body: {paths: ["/*"]}}
+EOF
+  wait_app addon-failed '.status.status == "workflowFailed"'
+  record addon-failed addon-failed.yaml 'An http-request step got HTTP 401; the executor failed it with its message: phase workflowFailed.'
+}
+
+# Every step kind of the addon but github-actions succeeding, an output passed on: phase running.
+case_addon-succeeded() {
+  ensure_executor
+  apply_app <<EOF
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: addon-succeeded}
+spec:
+  components:
+$(configmap_component addon-succeeded)
+  workflow:
+    steps:
+    - {name: deploy, type: deploy}
+    - name: read-config
+      type: read-object-and-wait
+      properties:
+        apiVersion: v1
+        kind: ConfigMap
+        name: addon-succeeded-config
+        condition: "object.data.greeting == 'hello'"
+        outputs: {greeting: object.data.greeting}
+      outputs: [{name: greeting, valueFrom: outputs.greeting}]
+    - name: create-marker
+      type: apply-and-wait
+      properties:
+        value: {apiVersion: v1, kind: ConfigMap, metadata: {name: addon-succeeded-marker}, data: {result: passed}}
+        condition: "object.data.result == 'passed'"
+    - name: notify
+      type: http-request
+      inputs: [{from: greeting, parameterKey: body.greeting}]
+      properties: {url: "$FAIL_URL/status/200", method: POST, body: {text: deployed}}
+EOF
+  wait_app addon-succeeded '.status.status == "running" and .status.workflow.finished == true'
+  record addon-succeeded addon-succeeded.yaml 'read-object-and-wait, apply-and-wait and http-request succeeded, an output passed on: phase running.'
+}
+
+# The executor is down (stopped here; the addon still points at it): KubeVela's http provider
+# fails with "connection refused" followed by a CUE dump of the call, and retries the step
+# (reason Execute): phase runningWorkflow.
+case_addon-executor-down() {
+  ensure_executor
+  kill "$executor_pid" && wait "$executor_pid" 2> /dev/null || true
+  executor_pid=
+  apply_app <<EOF
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: addon-executor-down}
+spec:
+  components:
+$(configmap_component addon-executor-down)
+  workflow:
+    steps:
+    - {name: deploy, type: deploy}
+    - name: smoke-test
+      type: http-request
+      properties: {url: "$FAIL_URL/status/200"}
+EOF
+  wait_app addon-executor-down 'any(.status.workflow.steps[]?; .name == "smoke-test" and .phase == "failed" and .reason == "Execute")'
+  record addon-executor-down addon-executor-down.yaml 'The executor is unreachable; KubeVela retries the http-request step: phase runningWorkflow.'
+}
+
 # ---- main ---------------------------------------------------------------------------------------
 if [ "${1:-}" = "--list" ]; then printf '%s\n' "${CASES[@]}"; exit 0; fi
 selected=("$@")
@@ -440,7 +621,7 @@ for c in "${selected[@]}"; do
 done
 
 if [ -z "${KUBECONFIG:-}" ]; then eval "$(scripts/control-plane env)"; fi
-for tool in kubectl vela jq node; do command -v "$tool" > /dev/null || die "$tool is not on PATH"; done
+for tool in kubectl vela jq node curl; do command -v "$tool" > /dev/null || die "$tool is not on PATH"; done
 kubectl get crd applications.core.oam.dev > /dev/null 2>&1 || die "no KubeVela in the cluster of $KUBECONFIG (run scripts/control-plane up)"
 VELA_VERSION=$(vela version 2> /dev/null | sed -n 's/^CLI Version: *//p')
 VELA_VERSION=${VELA_VERSION:-(version unknown)}
@@ -452,19 +633,24 @@ FAIL_PORT=${RECORD_FAIL_PORT:-18399}
 if (exec 3<> "/dev/tcp/127.0.0.1/$FAIL_PORT") 2> /dev/null; then
   die "port $FAIL_PORT on 127.0.0.1 is in use; set RECORD_FAIL_PORT to a free port"
 fi
+EXECUTOR_PORT=${RECORD_EXECUTOR_PORT:-18398}
 tmp=$(mktemp -d)
 server_pid=
+executor_pid=
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2> /dev/null || true
+  if [ -n "$executor_pid" ]; then kill "$executor_pid" 2> /dev/null && wait "$executor_pid" 2> /dev/null || true; fi
   rm -rf "$tmp"
   if [ "${RECORD_KEEP:-0}" != 1 ]; then release; kubectl delete namespace "$NS" --wait=false > /dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
 node -e '
   const s = require("http").createServer((req, res) => {
-    res.statusCode = 500;
+    const m = /^\/status\/([1-5][0-9][0-9])$/.exec(req.url);
+    res.statusCode = m ? Number(m[1]) : 500;
     res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify({ error: "simulated failure" }));
+    const body = !m ? { error: "simulated failure" } : res.statusCode < 300 ? { ok: true } : { error: `simulated ${res.statusCode}` };
+    res.end(JSON.stringify(body));
   });
   s.listen(Number(process.argv[2]), "127.0.0.1", () => require("fs").writeFileSync(process.argv[1], "up"));
 ' "$tmp/up" "$FAIL_PORT" &

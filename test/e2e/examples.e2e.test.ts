@@ -1,0 +1,310 @@
+// Every example under examples/ applied the way a user applies it — its top-level *.yaml files,
+// `${NAME}` placeholders substituted (here with servers on 127.0.0.1), `kubectl apply -n <ns>` —
+// on the real KubeVela controller, with the executor running on loopback and the addon enabled.
+// Each case asserts that the workflow succeeded and what the servers standing in for the outside
+// world (service, chat webhook, CDN API, GitHub API) received.
+import { expect } from "chai";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse, parseAllDocuments } from "yaml";
+import { FakeGitHub, type FakeWorkflow } from "../github-server/server.js";
+import { OpenApiValidator } from "../github-server/openapi.js";
+import { kubeClients, tempNamespace } from "../fixtures/kube.js";
+import { reply, startTarget, type Recorded, type Target } from "../fixtures/target.js";
+import { finished, kubectl, startExecutorProcess, step, vela, waitForApp, type AppStatus, type ExecutorProcess } from "./harness.js";
+
+const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
+const PLACEHOLDER = /\$\{([A-Z][A-Z0-9_]*)\}/g;
+
+/** The `${NAME}` placeholders of an example directory's top-level *.yaml files. */
+function placeholders(dir: string): string[] {
+  const names = new Set<string>();
+  for (const f of yamlFiles(dir)) for (const m of readFileSync(join(EXAMPLES, dir, f), "utf8").matchAll(PLACEHOLDER)) names.add(m[1]!);
+  return [...names].sort();
+}
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(join(EXAMPLES, dir)).filter((f) => f.endsWith(".yaml")).sort();
+}
+
+/**
+ * The objects of an example directory as one multi-document YAML: its top-level *.yaml files
+ * with every `${NAME}` replaced from `values`. A placeholder without a value, or a value the
+ * example does not use, is an error (the examples and this test must not drift apart).
+ */
+function render(dir: string, values: Record<string, string> = {}): string {
+  const used = new Set<string>();
+  const docs = yamlFiles(dir).map((f) => readFileSync(join(EXAMPLES, dir, f), "utf8").replace(PLACEHOLDER, (m, name: string) => {
+    if (!(name in values)) throw new Error(`examples/${dir}/${f}: no value for the placeholder ${m}`);
+    used.add(name);
+    return values[name]!;
+  }));
+  const unused = Object.keys(values).filter((k) => !used.has(k));
+  if (unused.length > 0) throw new Error(`examples/${dir}: no placeholder ${unused.join(", ")} in the example`);
+  return docs.join("\n---\n");
+}
+
+interface Obj { apiVersion?: string; kind?: string; metadata: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> } }
+
+function objectsOf(text: string): Obj[] {
+  return parseAllDocuments(text).map((d) => d.toJS() as Obj | null).filter((o): o is Obj => o !== null);
+}
+
+/** Applies an example into a fresh namespace and waits until the Application's workflow ends. */
+async function runExample(dir: string, values: Record<string, string>, app = "shop"): Promise<{ ns: string; status: AppStatus; ms: number }> {
+  const ns = await tempNamespace(`ex-${dir.slice(0, 20)}`);
+  namespaces.push(ns);
+  const t0 = Date.now();
+  await kubectl(["apply", "-n", ns.name, "-f", "-"], render(dir, values));
+  const status = await waitForApp(ns.name, app, finished, 90_000);
+  return { ns: ns.name, status, ms: Date.now() - t0 };
+}
+
+/** Every step (and sub-step) succeeded and the Application runs. */
+function expectSucceeded(s: AppStatus) {
+  const steps = (s.workflow?.steps ?? []).map((x) => `${x.name}: ${x.phase}${x.message ? ` (${x.message})` : ""}`);
+  expect(s.status, steps.join("\n")).to.equal("running");
+  expect(steps.every((x) => /: succeeded/.test(x)), steps.join("\n")).to.equal(true);
+}
+
+const namespaces: Awaited<ReturnType<typeof tempNamespace>>[] = [];
+const json = (r: Recorded) => JSON.parse(r.body) as Record<string, unknown>;
+const timings: string[] = [];
+
+describe("e2e: examples/ on the real KubeVela controller", function () {
+  this.timeout(180_000);
+  let executor: ExecutorProcess;
+
+  before(async () => {
+    executor = await startExecutorProcess();
+    await vela("addon", "enable", "dist/step-executor", `executorURL=${executor.url}`, `token=${executor.token}`, "-y");
+  });
+
+  after(async () => {
+    await Promise.all(namespaces.map((ns) => ns.delete()));
+    await executor?.stop();
+    if (timings.length > 0) console.log(`      example timings (apply → workflow finished): ${timings.join(", ")}`);
+  });
+
+  const tested = new Set<string>();
+  const example = (dir: string, title: string, fn: () => Promise<void>) => {
+    tested.add(dir);
+    it(`${dir}: ${title}`, fn);
+  };
+
+  it("every example directory has a README.md and a KubeVela Application, and is applied below", function () {
+    const dirs = readdirSync(EXAMPLES).filter((d) => statSync(join(EXAMPLES, d)).isDirectory()).sort();
+    expect(dirs).to.deep.equal([...tested].sort());
+    for (const d of dirs) {
+      // argocd/ is documented by docs/argocd.md
+      if (d !== "argocd") expect(readdirSync(join(EXAMPLES, d)), d).to.include("README.md");
+      const objs = objectsOf(render(d, Object.fromEntries(placeholders(d).map((n) => [n, "x"]))));
+      expect(objs.map((o) => `${o.apiVersion} ${o.kind}`), d).to.include("core.oam.dev/v1beta1 Application");
+    }
+  });
+
+  example("create-after-deploy", "applies the worker after the component and waits for its rollout", async () => {
+    const { ns, status, ms } = await runExample("create-after-deploy", {});
+    timings.push(`create-after-deploy ${ms} ms`);
+    expectSucceeded(status);
+    expect(step(status, "create-worker").message).to.equal(`Deployment ${ns}/shop-worker: ready (0 of 0 replicas available)`);
+    const { objects } = kubeClients();
+    const read = () => objects.read({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "shop-worker", namespace: ns } }) as Promise<{
+      metadata: { labels?: Record<string, string>; generation?: number };
+      spec: { template: { spec: { containers: { envFrom?: { configMapRef?: { name: string } }[] }[] } } };
+      status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+    }>;
+    const worker = await read();
+    // applied by KubeVela for the Application (tracked, garbage-collected with it)
+    expect(worker.metadata.labels).to.include({ "app.oam.dev/name": "shop" });
+    expect(worker.spec.template.spec.containers[0]!.envFrom).to.deep.equal([{ configMapRef: { name: "shop-config" } }]);
+    // the real Deployment controller rolled it out
+    const end = Date.now() + 10_000;
+    for (let w = worker; ; w = await read()) {
+      if (w.status?.observedGeneration === w.metadata.generation && w.status?.conditions?.some((c) => c.type === "Available" && c.status === "True")) break;
+      if (Date.now() > end) throw new Error(`the Deployment controller did not roll out shop-worker: ${JSON.stringify(w.status)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  });
+
+  example("smoke-test-and-notify", "retries the smoke test while the service warms up, then notifies with its outputs", async () => {
+    const shop = await startTarget((r, res, i) => {
+      if (r.path !== "/healthz") return reply(res, 404, { error: "not found" });
+      if (i === 0) return reply(res, 503, { status: "starting" });
+      return reply(res, 200, { status: "ok", release: "2026.11", checks: [{ name: "db", status: "ok" }, { name: "queue", status: "ok" }] });
+    });
+    const chat = await startTarget((_r, res) => reply(res, 200, "ok"));
+    try {
+      const { status, ms } = await runExample("smoke-test-and-notify", { SHOP_URL: shop.url, CHAT_WEBHOOK_URL: `${chat.url}/hooks/T000/B000` });
+      timings.push(`smoke-test-and-notify ${ms} ms`);
+      expectSucceeded(status);
+      expect(step(status, "smoke-test").message).to.equal(`GET ${shop.url}/healthz answered 200 OK`);
+      expect(shop.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(["GET /healthz", "GET /healthz"]);
+      expect(chat.requests).to.have.length(1);
+      expect(chat.requests[0]!.path).to.equal("/hooks/T000/B000");
+      expect(json(chat.requests[0]!)).to.deep.equal({ text: "shop deployed and smoke-tested", release: "2026.11", checks: "db=ok, queue=ok" });
+    } finally {
+      await shop.close();
+      await chat.close();
+    }
+  });
+
+  example("purge-cdn-cache", "purges with the token from the Secret, retrying the CDN's 503s", async () => {
+    const token = `cf-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+    const purgePath = "/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/purge_cache";
+    const cdn = await startTarget((r, res, i) => {
+      if (r.method !== "POST" || r.path !== purgePath) return reply(res, 404, { success: false, errors: [{ code: 7003, message: "No route for that URI" }] });
+      if (r.headers.authorization !== `Bearer ${token}`) return reply(res, 403, { success: false, errors: [{ code: 10000, message: "Authentication error" }] });
+      if (i < 2) return reply(res, 503, { success: false, errors: [{ code: 10001, message: "service temporarily unavailable" }] }, { "Retry-After": "1" });
+      return reply(res, 200, { success: true, errors: [], messages: [], result: { id: "purge-9a7b" } });
+    });
+    try {
+      const { ns, status, ms } = await runExample("purge-cdn-cache", { CDN_API_URL: cdn.url, CDN_API_TOKEN: token });
+      timings.push(`purge-cdn-cache ${ms} ms`);
+      expectSucceeded(status);
+      expect(step(status, "purge-cdn").message).to.equal(`POST ${cdn.url}${purgePath} answered 200 OK`);
+      expect(cdn.requests).to.have.length(3);
+      for (const r of cdn.requests) {
+        expect(r.headers.authorization).to.equal(`Bearer ${token}`);
+        expect(r.headers["content-type"]).to.equal("application/json");
+        expect(json(r)).to.deep.equal({ files: ["https://shop.example.com/index.html", "https://shop.example.com/assets/app.js"] });
+      }
+      // Retry-After: 1 was honoured, not the 2s backoff
+      expect(cdn.requests[1]!.at - cdn.requests[0]!.at).to.be.within(900, 1900);
+      // the token is in the Secret only: not in the Application, its status, or the executor's log
+      const app = await kubectl(["get", "application", "shop", "-n", ns, "-o", "json"]);
+      expect(app).to.not.contain(token);
+      expect(executor.logs()).to.not.contain(token);
+    } finally {
+      await cdn.close();
+    }
+  });
+
+  example("github-actions", "dispatches the repository's e2e workflow once, waits for success, and notifies with the run's URL", async () => {
+    // The workflow GitHub would run is the one shipped with the example: its inputs and run-name.
+    const wf = parse(readFileSync(join(EXAMPLES, "github-actions/repo/.github/workflows/e2e.yaml"), "utf8")) as {
+      name: string; "run-name": string; on: { workflow_dispatch: { inputs: Record<string, { required?: boolean }> } };
+    };
+    const token = "ghp_examplesExamplesExamplesExample0000";
+    const workflow: FakeWorkflow = { id: 301, file: "e2e.yaml", name: wf.name, inputs: wf.on.workflow_dispatch.inputs, runName: wf["run-name"], script: { queuedMs: 200, runningMs: 1000 } };
+    const github = await new FakeGitHub({ tokens: [token], repos: [{ owner: "acme", name: "shop", branches: ["main"], workflows: [workflow] }] }).start();
+    const chat = await startTarget((_r, res) => reply(res, 200, "ok"));
+    try {
+      const { status, ms } = await runExample("github-actions", { GITHUB_API_URL: github.url, GITHUB_TOKEN: token, CHAT_WEBHOOK_URL: `${chat.url}/hooks/deploys` });
+      timings.push(`github-actions ${ms} ms`);
+      expectSucceeded(status);
+      const dispatches = github.exchanges.filter((x) => x.method === "POST" && x.path.endsWith("/dispatches"));
+      expect(dispatches).to.have.length(1);
+      expect(JSON.parse(dispatches[0]!.body)).to.deep.include({ ref: "main" });
+      expect(JSON.parse(dispatches[0]!.body).inputs).to.include({ environment: "staging", release: "2026.11" }).and.have.property("distinct_id");
+      expect(github.runs).to.have.length(1);
+      const run = github.runs[0]!;
+      expect(run.conclusion).to.equal("success");
+      expect(run.displayTitle).to.match(/^e2e staging 2026\.11 \[se-[0-9a-f]{16}\]$/);
+      expect(chat.requests).to.have.length(1);
+      expect(json(chat.requests[0]!)).to.deep.equal({ text: "shop 2026.11 passed its end-to-end tests", runUrl: `${github.url}/acme/shop/actions/runs/${run.id}` });
+      expect(github.validationErrors).to.deep.equal([]);
+    } finally {
+      await chat.close();
+      await github.close();
+    }
+  });
+
+  example("chain-outputs", "passes the deployed commit to a GitHub deployment and marks it deployed at the URL GitHub answered", async () => {
+    const token = "ghp_chainChainChainChainChainChain000000";
+    const openapi = new OpenApiValidator([
+      ["POST", "/repos/{owner}/{repo}/deployments"],
+      ["POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"],
+    ]);
+    const problems: string[] = [];
+    let base = "";
+    const api = await startTarget((r, res) => {
+      const url = new URL(r.path, base);
+      const { matched, errors } = openapi.validateRequest(r.method, url, r.headers, r.body);
+      problems.push(...errors);
+      if (r.headers.authorization !== `Bearer ${token}`) return reply(res, 401, { message: "Bad credentials", documentation_url: "https://docs.github.com/rest" });
+      if (!matched) return reply(res, 404, { message: "Not Found", documentation_url: "https://docs.github.com/rest" });
+      const body = json(r);
+      const answer = matched.operation.template.endsWith("/statuses") ? deploymentStatus(base, body) : deployment(base, body);
+      problems.push(...openapi.validateResponse(matched, 201, JSON.stringify(answer)).errors);
+      return reply(res, 201, answer);
+    });
+    base = api.url;
+    try {
+      const { status, ms } = await runExample("chain-outputs", { GITHUB_API_URL: api.url, GITHUB_TOKEN: token });
+      timings.push(`chain-outputs ${ms} ms`);
+      expectSucceeded(status);
+      expect(api.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(["POST /repos/acme/shop/deployments", "POST /repos/acme/shop/deployments/42/statuses"]);
+      expect(json(api.requests[0]!)).to.deep.equal({
+        ref: "9f2c1e4b7a3d5c6e8f0a1b2c3d4e5f60718293a4", description: "shop 2026.11 deployed by KubeVela",
+        environment: "production", auto_merge: false, required_contexts: [],
+      });
+      expect(json(api.requests[1]!)).to.deep.equal({ state: "success", environment_url: "https://shop.example.com" });
+      for (const r of api.requests) expect(r.headers).to.include({ accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28" });
+      expect(problems).to.deep.equal([]);
+    } finally {
+      await api.close();
+    }
+  });
+
+  example("argocd", "kubevela-app.yaml as Argo CD applies it: deploys without passing Argo CD's tracking metadata on", async () => {
+    // Argo CD adds its tracking label (label tracking) or annotation (annotation tracking) to what
+    // it applies; the example's filter.oam.dev/* annotations keep KubeVela from copying them onto
+    // the Deployment and Service it creates. The same Application without those annotations, in
+    // a second namespace, shows that KubeVela would copy them. (The webservice never becomes
+    // ready here, having no nodes, so this case checks the deployment, not the workflow's end.)
+    const apps = objectsOf(render("argocd")).filter((o) => o.apiVersion === "core.oam.dev/v1beta1" && o.kind === "Application");
+    expect(apps).to.have.length(1); // argocd/application.yaml is Argo CD's own Application
+    const deployed = async (filtered: boolean) => {
+      const ns = await tempNamespace(filtered ? "ex-argocd" : "ex-argocd-control");
+      namespaces.push(ns);
+      const app = structuredClone(apps[0]!);
+      const annotations: Record<string, string> = { ...app.metadata.annotations, "argocd.argoproj.io/tracking-id": `web:core.oam.dev/Application:${ns.name}/web` };
+      if (!filtered) for (const k of Object.keys(annotations)) if (k.startsWith("filter.oam.dev/")) delete annotations[k];
+      app.metadata.annotations = annotations;
+      app.metadata.labels = { ...app.metadata.labels, "app.kubernetes.io/instance": "web" };
+      await kubectl(["apply", "-n", ns.name, "-f", "-"], JSON.stringify(app));
+      const s = await waitForApp(ns.name, "web", (x) => x.workflow?.steps?.some((st) => st.name === "deploy" && st.phase === "running") === true, 60_000);
+      expect(s.status).to.equal("runningWorkflow");
+      const { objects } = kubeClients();
+      return Promise.all([["apps/v1", "Deployment"], ["v1", "Service"]].map(async ([apiVersion, kind]) => {
+        const o = await objects.read({ apiVersion: apiVersion!, kind: kind!, metadata: { name: "web", namespace: ns.name } });
+        expect(o.metadata?.labels ?? {}, `${kind} labels`).to.include({ "app.oam.dev/name": "web" });
+        return { kind, labels: o.metadata?.labels ?? {}, annotations: o.metadata?.annotations ?? {} };
+      }));
+    };
+    const [filtered, control] = await Promise.all([deployed(true), deployed(false)]);
+    for (const o of filtered) {
+      expect(o.labels, `${o.kind} labels`).to.not.have.property("app.kubernetes.io/instance");
+      expect(o.annotations, `${o.kind} annotations`).to.not.have.property("argocd.argoproj.io/tracking-id");
+    }
+    for (const o of control) {
+      expect(o.labels, `control: ${o.kind} labels`).to.have.property("app.kubernetes.io/instance", "web");
+      expect(o.annotations, `control: ${o.kind} annotations`).to.have.property("argocd.argoproj.io/tracking-id");
+    }
+  });
+});
+
+/** A GitHub deployment as the REST API answers POST /repos/{owner}/{repo}/deployments. */
+function deployment(base: string, req: Record<string, unknown>) {
+  const now = new Date().toISOString();
+  const url = `${base}/repos/acme/shop/deployments/42`;
+  return {
+    url, id: 42, node_id: "DE_kwDOexample42", sha: String(req.ref), ref: String(req.ref), task: "deploy", payload: {},
+    original_environment: String(req.environment), environment: String(req.environment), description: (req.description as string | undefined) ?? null,
+    creator: null, created_at: now, updated_at: now, statuses_url: `${url}/statuses`, repository_url: `${base}/repos/acme/shop`,
+    transient_environment: false, production_environment: true,
+  };
+}
+
+/** A deployment status as the REST API answers POST …/deployments/{id}/statuses. */
+function deploymentStatus(base: string, req: Record<string, unknown>) {
+  const now = new Date().toISOString();
+  return {
+    url: `${base}/repos/acme/shop/deployments/42/statuses/1`, id: 1, node_id: "DES_kwDOexample1", state: String(req.state),
+    creator: null, description: "", environment: "production", created_at: now, updated_at: now,
+    deployment_url: `${base}/repos/acme/shop/deployments/42`, repository_url: `${base}/repos/acme/shop`,
+    environment_url: String(req.environment_url ?? ""), log_url: `${base}/acme/shop/deployments`, target_url: `${base}/acme/shop/deployments`,
+  };
+}
