@@ -5,6 +5,7 @@ import { authenticate, SIGNATURE_HEADER } from "./auth.js";
 import type { RunEngine } from "./engine.js";
 import { describeError, InputError, NotFoundError, PayloadTooLargeError, StepExecutorError } from "./errors.js";
 import type { Metrics } from "./metrics.js";
+import { SessionAliases } from "./sessions.js";
 import { compileValidator } from "./validation.js";
 import type { RunIdentity, StepKind } from "../steps/types.js";
 
@@ -20,7 +21,7 @@ export interface AppDeps {
 }
 
 const identityPart = { type: "string", minLength: 1, maxLength: 253 };
-const validateEnvelope = compileValidator<{ run: RunIdentity; parameter: unknown }>({
+const validateEnvelope = compileValidator<{ run: RunIdentity & { revision?: string }; parameter: unknown }>({
   type: "object",
   required: ["run", "parameter"],
   additionalProperties: false,
@@ -29,7 +30,9 @@ const validateEnvelope = compileValidator<{ run: RunIdentity; parameter: unknown
       type: "object",
       required: ["namespace", "application", "step", "session"],
       additionalProperties: false,
-      properties: { namespace: identityPart, application: identityPart, step: identityPart, session: identityPart },
+      // `revision` (context.appRevision) is optional: it only helps recognise KubeVela's
+      // duplicate sessions (server/sessions.ts).
+      properties: { namespace: identityPart, application: identityPart, step: identityPart, session: identityPart, revision: { type: "string", maxLength: 253 } },
     },
     parameter: { type: "object" },
   },
@@ -39,6 +42,7 @@ export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
+  const sessions = new SessionAliases();
   const validators = new Map([...deps.kinds].map(([k, kind]) => [k, compileValidator<unknown>(kind.schema)]));
 
   app.get("/healthz", (_req, res) => { res.json({ status: "ok" }); });
@@ -86,7 +90,9 @@ export function createApp(deps: AppDeps): express.Express {
       checkDepth(parsed);
       const envelope = validateEnvelope(parsed, "request");
       const parameter = validators.get(kind.kind)!(envelope.parameter, "parameter");
-      const view = await deps.engine.poll(kind, envelope.run, parameter);
+      const { revision, ...identity } = envelope.run;
+      const run = sessions.resolve(identity, revision, parameter);
+      const view = await deps.engine.poll(kind, run, parameter);
       res.json(view);
     },
   );

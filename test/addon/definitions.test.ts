@@ -190,7 +190,7 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     expect(req.signatureValid, "HMAC-SHA256 of the body with the token").to.equal(true);
     expect(req.headers.authorization).to.equal(undefined);
     expect(JSON.parse(req.body)).to.deep.equal({
-      run: { namespace: "demo", application: "web", step: "the-step", session: "session-1" },
+      run: { namespace: "demo", application: "web", step: "the-step", session: "session-1", revision: "web-v1" },
       parameter: { url: "https://example.com/hook", method: "GET", body: { a: 1 }, timeout: "10s", retries: 3, backoff: "1s", maxBackoff: "30s" },
     });
   });
