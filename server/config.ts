@@ -16,7 +16,26 @@ export interface Config {
   shutdownGraceMs: number;
   maxBodyBytes: number;
   allowLinkLocal: boolean;
+  /** Where run records live: "kube" (StepRuns, any number of replicas) or "memory" (one replica). */
+  runStore: "kube" | "memory";
+  /** This process's name as the holder of runs; default: host name plus a random part. */
+  identity?: string;
+  /** The namespace of the executors' Leases. */
+  leaseNamespace: string;
+  /** A replica that did not renew its Lease for this long is dead: its runs are taken over. */
+  leaseDurationMs: number;
+  /** How often runs without a live executor are looked for (and finished ones pruned). */
+  sweepIntervalMs: number;
+  /** Finished run records are kept this long, and at most `runMaxFinished` of them. */
+  runRetentionMs: number;
+  runMaxFinished: number;
+  /** Patch the Application when a run finishes, so KubeVela polls the step at once. */
+  wake: boolean;
+  /** Steps with side effects start on the second poll of a session, once KubeVela stored it. */
+  confirmSession: boolean;
 }
+
+const SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 const options = {
   host: { type: "string", env: "STEP_EXECUTOR_HOST", default: "0.0.0.0", help: "address to listen on" },
@@ -31,6 +50,15 @@ const options = {
   "shutdown-grace": { type: "string", env: "STEP_EXECUTOR_SHUTDOWN_GRACE", default: "20s", help: "how long shutdown waits for running steps" },
   "max-body": { type: "string", env: "STEP_EXECUTOR_MAX_BODY_BYTES", default: "1048576", help: "largest request body accepted" },
   "allow-link-local": { type: "boolean", env: "STEP_EXECUTOR_ALLOW_LINK_LOCAL", help: "allow outbound calls to link-local (metadata) addresses" },
+  "run-store": { type: "string", env: "STEP_EXECUTOR_RUN_STORE", default: "kube", help: "kube (StepRun records: several replicas, survives restarts) or memory (one replica)" },
+  identity: { type: "string", env: "STEP_EXECUTOR_IDENTITY", help: "this process's name as holder of runs (default: host name + random)" },
+  "lease-namespace": { type: "string", env: "STEP_EXECUTOR_LEASE_NAMESPACE", help: "namespace of the executors' Leases (default: the pod's, else vela-system)" },
+  "lease-duration": { type: "string", env: "STEP_EXECUTOR_LEASE_DURATION", default: "15s", help: "a replica silent this long is dead; its runs are taken over" },
+  "sweep-interval": { type: "string", env: "STEP_EXECUTOR_SWEEP_INTERVAL", default: "5s", help: "how often runs without a live executor are looked for" },
+  "run-retention": { type: "string", env: "STEP_EXECUTOR_RUN_RETENTION", default: "24h", help: "how long records of finished runs are kept" },
+  "run-max-finished": { type: "string", env: "STEP_EXECUTOR_RUN_MAX_FINISHED", default: "5000", help: "most records of finished runs kept" },
+  wake: { type: "string", env: "STEP_EXECUTOR_WAKE", default: "on", help: "on|off: annotate the Application when a run finishes so KubeVela polls at once" },
+  "confirm-session": { type: "string", env: "STEP_EXECUTOR_CONFIRM_SESSION", default: "on", help: "on|off: side effects wait for KubeVela's second poll (off: ~1 s faster, not safe across a controller restart)" },
   help: { type: "boolean", env: "", help: "show this help" },
 } as const;
 
@@ -76,6 +104,25 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port: "${get("port")}" is not a port number`);
   const maxBodyBytes = Number(get("max-body"));
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new ConfigError(`--max-body: "${get("max-body")}" must be an integer >= 1024`);
+  const runStore = get("run-store");
+  if (runStore !== "kube" && runStore !== "memory") throw new ConfigError(`--run-store: "${runStore}" is not kube or memory`);
+  const onOff = (k: "wake" | "confirm-session") => {
+    const v = get(k)!.toLowerCase();
+    if (!["on", "off", "true", "false"].includes(v)) throw new ConfigError(`--${k}: "${get(k)}" is not on or off`);
+    return v === "on" || v === "true";
+  };
+  const runMaxFinished = Number(get("run-max-finished"));
+  if (!Number.isInteger(runMaxFinished) || runMaxFinished < 0) throw new ConfigError(`--run-max-finished: "${get("run-max-finished")}" must be a non-negative integer`);
+  const identity = get("identity");
+  if (identity !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(identity)) {
+    throw new ConfigError(`--identity: "${identity}" must be a DNS label (lower-case letters, digits and '-', at most 63)`);
+  }
+  let leaseNamespace = get("lease-namespace");
+  if (!leaseNamespace) {
+    try { leaseNamespace = readFileSync(SERVICE_ACCOUNT_NAMESPACE, "utf8").trim(); } catch { /* not in a pod */ }
+  }
+  const leaseDurationMs = duration("lease-duration");
+  if (leaseDurationMs < 1000) throw new ConfigError("--lease-duration: must be at least 1s");
   const config: Config = {
     host: get("host")!,
     port,
@@ -87,7 +134,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     shutdownGraceMs: duration("shutdown-grace"),
     maxBodyBytes,
     allowLinkLocal: get("allow-link-local") === "true",
+    runStore,
+    leaseNamespace: leaseNamespace || "vela-system",
+    leaseDurationMs,
+    sweepIntervalMs: duration("sweep-interval"),
+    runRetentionMs: duration("run-retention"),
+    runMaxFinished,
+    wake: onOff("wake"),
+    confirmSession: onOff("confirm-session"),
   };
+  if (identity) config.identity = identity;
   const kubeconfig = get("kubeconfig");
   if (kubeconfig) config.kubeconfig = kubeconfig;
   return config;

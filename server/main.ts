@@ -4,11 +4,13 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { createApp } from "./app.js";
 import { ConfigError, loadConfig, usage } from "./config.js";
-import { RunEngine } from "./engine.js";
+import { newExecutorIdentity, RunEngine, type EngineDeps } from "./engine.js";
 import { createHttpClient } from "./http-client.js";
+import { KubeRunStore, ReplicaLeases } from "./kube-run-store.js";
 import { createKubeReader, loadKubeConfig } from "./kube.js";
 import { createLogger } from "./log.js";
 import { MemoryRunStore } from "./runs.js";
+import { ApplicationWaker, noWake } from "./wake.js";
 import { stepKinds } from "../steps/index.js";
 
 async function main() {
@@ -26,23 +28,43 @@ async function main() {
     process.stdout.write(usage() + "\n");
     return;
   }
-  const log = createLogger(config.logLevel);
+  const identity = config.identity ?? newExecutorIdentity();
+  const log = createLogger(config.logLevel).child({ executor: identity });
   let kube;
+  let kc;
   try {
-    kube = createKubeReader(loadKubeConfig(config.kubeconfig));
+    kc = loadKubeConfig(config.kubeconfig);
+    kube = createKubeReader(kc);
   } catch (err) {
     process.stderr.write(`step-executor: cannot load a kubeconfig (${(err as Error).message}); set KUBECONFIG or --kubeconfig, or run in a cluster\n`);
     process.exit(2);
   }
   const http = createHttpClient({ allowLinkLocal: config.allowLinkLocal });
-  const engine = new RunEngine({
-    store: new MemoryRunStore(),
+  const retention = { retentionMs: config.runRetentionMs, maxFinished: config.runMaxFinished };
+  const waker = config.wake ? new ApplicationWaker(kc, log) : noWake;
+  let leases: ReplicaLeases | undefined;
+  const deps: EngineDeps = {
+    store: new MemoryRunStore(retention),
     kube,
     http,
     log,
     tuning: { pollIntervalMs: config.pollIntervalMs, secretWaitMs: config.secretWaitMs },
     firstAnswerWaitMs: config.firstAnswerWaitMs,
-  });
+    identity,
+    waker,
+    confirmSessions: config.confirmSession,
+  };
+  if (config.runStore === "kube") {
+    leases = new ReplicaLeases(kc, log, { identity, namespace: config.leaseNamespace, durationMs: config.leaseDurationMs, requestTimeoutMs: 10_000 });
+    try {
+      await leases.start();
+    } catch (err) {
+      process.stderr.write(`step-executor: ${(err as Error).message}; the executor needs its Lease (set --lease-namespace to an existing namespace it may write Leases in, or --run-store memory for a single replica)\n`);
+      process.exit(1);
+    }
+    Object.assign(deps, { store: new KubeRunStore(kc, log, retention), liveness: leases, handOver: true });
+  }
+  const engine = new RunEngine(deps);
   const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, log, maxBodyBytes: config.maxBodyBytes });
   const server = app.listen(config.port, config.host);
   server.on("error", (err: NodeJS.ErrnoException) => {
@@ -52,15 +74,20 @@ async function main() {
   });
   await once(server, "listening");
   const addr = server.address() as AddressInfo;
-  log.info({ address: addr.address, port: addr.port, kinds: [...stepKinds.keys()] }, "step executor listening");
+  log.info({ address: addr.address, port: addr.port, kinds: [...stepKinds.keys()], runStore: config.runStore, wake: config.wake }, "step executor listening");
+  // Resumes runs whose executor is gone (wakes their Applications so the next poll takes them over).
+  if (config.runStore === "kube") engine.startSweeping(config.sweepIntervalMs);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "shutting down: no new runs; waiting for running steps");
+    log.info({ signal, running: engine.activeRuns }, leases ? "shutting down: no new runs; handing running steps over" : "shutting down: no new runs; waiting for running steps");
     // Keep answering polls while draining, so waiting steps see their results.
     await engine.drain(config.shutdownGraceMs);
+    // Then the Lease goes: whatever could not be released is taken over at once.
+    await leases?.stop();
+    await waker.idle();
     server.close();
     server.closeAllConnections();
     await http.close();

@@ -9,6 +9,7 @@ import type { StepKind } from "./types.js";
 export const applyAndWait: StepKind<ApplyAndWaitParameter, PreparedWait> = {
   kind: "apply-and-wait",
   description: "Apply a Kubernetes object and wait until it meets a condition",
+  pure: true,
   schema: schemas["apply-and-wait"],
   prepare: (p, run) => {
     const v = p.value as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };

@@ -157,6 +157,20 @@ function outputId(id: string): number | string {
   return Number.isSafeInteger(n) ? n : id;
 }
 
+/**
+ * The run's journal (docs/runs.md), for an executor that takes the run over: `dispatch` is
+ * "sending" from just before the dispatch request until its answer is known, "not-sent" after an
+ * answer that proves nothing was dispatched, "sent" after a clear answer; `runId` once known.
+ */
+interface Journal {
+  dispatch?: "sending" | "not-sent" | "sent";
+  withDistinctId?: boolean;
+  /** When the dispatch request left (runs created before it are not ours). */
+  at?: number;
+  runId?: string;
+  htmlUrl?: string;
+}
+
 interface Run {
   id: string;
   htmlUrl: string;
@@ -167,6 +181,8 @@ interface Run {
 class Runner {
   private readonly deadline: number;
   private readonly signal: AbortSignal;
+  /** For the dispatch request: a handover lets it finish (docs/runs.md). */
+  private readonly effectSignal: AbortSignal;
   private readonly deadlineSignal: AbortSignal;
   private client!: GithubClient;
   /** When the (latest) dispatch request left: runs created before it are not ours. */
@@ -179,6 +195,7 @@ class Runner {
     this.deadline = ctx.now() + p.timeoutMs;
     this.deadlineSignal = AbortSignal.timeout(p.timeoutMs);
     this.signal = AbortSignal.any([ctx.signal, this.deadlineSignal]);
+    this.effectSignal = AbortSignal.any([ctx.effectSignal, this.deadlineSignal]);
   }
 
   async run(): Promise<StepResult> {
@@ -186,7 +203,8 @@ class Runner {
     this.client = this.options.hub.client(p.apiURL, await this.credentials());
     let run: Run | undefined;
     try {
-      run = await this.dispatch();
+      const resumed = ctx.journal.resumed as Journal | undefined;
+      run = resumed?.dispatch && resumed.dispatch !== "not-sent" ? await this.resume(resumed) : await this.dispatch();
       if (!p.wait) return this.result("succeeded", run ? `dispatched ${p.what}: run ${run.id} — ${run.htmlUrl}` : `dispatched ${p.what}`, run);
       run ??= await this.findRun(`dispatched ${p.what}`, false);
       ctx.progress(`dispatched ${p.what}: run ${run.id} ${run.status} — ${run.htmlUrl}`);
@@ -305,6 +323,8 @@ class Runner {
           `add an optional input "${DISTINCT_ID_KEY}" and put \${{ inputs.${DISTINCT_ID_KEY} }} in the workflow's run-name, or set wait: false. Nothing was dispatched`);
       }
       this.dispatchedAt = ctx.now();
+      // Intent before the side effect: from here on the dispatch may have happened.
+      await ctx.journal.record({ dispatch: "sending", withDistinctId, at: this.dispatchedAt } satisfies Journal);
       try {
         if (mode.kind === "workflow") {
           const inputs = withDistinctId ? { ...mode.inputs, [DISTINCT_ID_KEY]: p.distinctId } : mode.inputs;
@@ -312,17 +332,21 @@ class Runner {
             owner: p.owner, repo: p.repo, workflow_id: mode.workflow, ref: mode.ref,
             ...(Object.keys(inputs).length > 0 ? { inputs } : {}),
             ...(runDetails ? { return_run_details: true } : {}),
-          }, this.signal);
+          }, this.effectSignal);
           const data = res.data as { workflow_run_id?: unknown; html_url?: unknown } | undefined;
           if (res.status === 200 && data?.workflow_run_id != null) {
-            return { id: String(data.workflow_run_id), htmlUrl: String(data.html_url ?? ""), status: "queued", conclusion: null };
+            const run = { id: String(data.workflow_run_id), htmlUrl: String(data.html_url ?? ""), status: "queued", conclusion: null };
+            await ctx.journal.record({ dispatch: "sent", withDistinctId, at: this.dispatchedAt, runId: run.id, htmlUrl: run.htmlUrl } satisfies Journal);
+            return run;
           }
           if (runDetails) client.learn("no-run-details", 60 * 60_000); // 204 despite asking: this server ignores it
+          await ctx.journal.record({ dispatch: "sent", withDistinctId, at: this.dispatchedAt } satisfies Journal);
           return undefined;
         }
         await client.postOnce("POST /repos/{owner}/{repo}/dispatches", {
           owner: p.owner, repo: p.repo, event_type: mode.event, client_payload: { ...mode.clientPayload, [DISTINCT_ID_KEY]: p.distinctId },
-        }, this.signal);
+        }, this.effectSignal);
+        await ctx.journal.record({ dispatch: "sent", withDistinctId, at: this.dispatchedAt } satisfies Journal);
         return undefined;
       } catch (err) {
         if (this.signal.aborted) throw err;
@@ -340,8 +364,9 @@ class Runner {
             continue;
           }
         }
-        if (f.status >= 500 || (f.status === 0 && !f.notSent)) return this.afterLostAnswer(f, withDistinctId);
+        if (f.status >= 500 || (f.status === 0 && !f.notSent)) return this.afterLostAnswer(`the dispatch of ${p.what} got no clear answer (${this.describe(f)})`, withDistinctId);
         if (f.notSent || f.rateLimited) {
+          await ctx.journal.record({ dispatch: "not-sent" } satisfies Journal);
           const delay = retryDelay(++transient, this.options.dispatchBackoff, f.retryAfterMs);
           this.lastTrouble = this.describe(f);
           if (ctx.now() + delay >= this.deadline) throw new TerminalError(`timed out after ${formatDuration(p.timeoutMs)} dispatching ${p.what}; last error: ${this.lastTrouble}`);
@@ -359,10 +384,21 @@ class Runner {
     return f.status ? `GitHub answered ${f.status} ${f.message}` : `no answer from ${this.p.apiURL}: ${f.message}`;
   }
 
+  /** Taking the run over from an executor that stopped after (or while) dispatching: never dispatch again. */
+  private async resume(j: Journal): Promise<Run | undefined> {
+    const { ctx, p } = this;
+    this.dispatchedAt = j.at ?? ctx.now();
+    if (j.runId) return { id: j.runId, htmlUrl: j.htmlUrl ?? "", status: "queued", conclusion: null };
+    if (j.dispatch === "sent" && !p.wait) return undefined;
+    const why = j.dispatch === "sent"
+      ? `dispatched ${p.what} (the executor that did it stopped)`
+      : `the executor dispatching ${p.what} stopped before recording GitHub's answer`;
+    return this.afterLostAnswer(why, j.withDistinctId ?? false);
+  }
+
   /** The dispatch may or may not have happened: look for its run by the distinct id, never dispatch blind. */
-  private async afterLostAnswer(f: GithubFailure, withDistinctId: boolean): Promise<Run> {
+  private async afterLostAnswer(why: string, withDistinctId: boolean): Promise<Run> {
     const { p } = this;
-    const why = `the dispatch of ${p.what} got no clear answer (${this.describe(f)})`;
     if (!withDistinctId) {
       throw new TerminalError(`${why}; it may or may not have started a run, and without a "${DISTINCT_ID_KEY}" input the step cannot tell, so it does not dispatch again — check ${actionsPage(p)}`);
     }

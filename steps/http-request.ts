@@ -1,5 +1,6 @@
 // http-request: call an HTTP endpoint once per run, retrying transient failures, judging the
 // answer with CEL conditions and exposing CEL outputs to later steps.
+import { createHash } from "node:crypto";
 import { compileCondition, compileExpression, ExpressionEvalError, type CompiledCondition, type CompiledExpression } from "../server/cel.js";
 import { parseDuration, formatDuration } from "../server/duration.js";
 import { describeError, InputError, TerminalError } from "../server/errors.js";
@@ -8,7 +9,7 @@ import { parseRetryAfter, retryDelay } from "../server/retry.js";
 import { SecretMissingError, type SecretKeyRef } from "../server/secrets.js";
 import { schemas } from "./generated/index.js";
 import type { HttpRequestParameter } from "./generated/http-request.js";
-import type { StepContext, StepKind, StepResult } from "./types.js";
+import type { RunIdentity, StepContext, StepKind, StepResult } from "./types.js";
 
 /** Longest per-attempt timeout accepted: a step should not hold a connection for longer. */
 export const MAX_ATTEMPT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -31,6 +32,13 @@ interface Prepared {
   successCondition?: CompiledCondition;
   failureCondition?: CompiledCondition;
   outputs: [string, CompiledExpression][];
+  /** Sent as Idempotency-Key on POST and PATCH (unless set): the same for every attempt of the run. */
+  idempotencyKey: string;
+}
+
+/** What the run's journal holds: the attempt that may have been sent. */
+interface Journal {
+  attempt?: number;
 }
 
 /** The variable CEL expressions see: `response.status`, `response.headers['etag']`, `response.body.x`. */
@@ -42,7 +50,7 @@ export function responseVariable(res: OutboundResponse) {
   return { status: res.status, headers: res.headers, body };
 }
 
-function prepare(p: HttpRequestParameter): Prepared {
+function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
   let url: URL;
   try {
     url = new URL(p.url);
@@ -85,6 +93,7 @@ function prepare(p: HttpRequestParameter): Prepared {
     maxAttempts: p.retries + 1,
     backoff: { initialMs: parseDuration(p.backoff, "backoff"), maxMs: parseDuration(p.maxBackoff, "maxBackoff") },
     outputs,
+    idempotencyKey: createHash("sha256").update(`${run.namespace}/${run.application}/${run.step}/${run.session}`).digest("hex").slice(0, 32),
   };
   if (body !== undefined) prepared.body = body;
   if (p.successCondition) prepared.successCondition = compileCondition(p.successCondition, "successCondition", VARIABLES);
@@ -129,13 +138,31 @@ function describeResponse(res: OutboundResponse): string {
 
 async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
   const headers = await resolveSecretHeaders(ctx, p);
+  if ((p.method === "POST" || p.method === "PATCH") && !Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key")) {
+    headers["Idempotency-Key"] = p.idempotencyKey;
+  }
   const what = `${p.method} ${p.shownUrl}`;
   let last = "";
-  for (let attempt = 1; attempt <= p.maxAttempts; attempt++) {
+  let first = 1;
+  // Another executor ran this before and stopped with attempt n recorded: the request may have
+  // reached the server. It counts as an attempt whose answer was lost (docs/runs.md).
+  const resumed = (ctx.journal.resumed as Journal | undefined)?.attempt;
+  if (resumed) {
+    last = `attempt ${resumed} may have reached the server, but the executor sending it stopped before recording the answer`;
+    if (resumed >= p.maxAttempts) {
+      return { phase: "failed", message: `${what}: ${last}; not sending it again (${p.maxAttempts} attempt${p.maxAttempts > 1 ? "s" : ""} allowed by retries) — check the server` };
+    }
+    first = resumed + 1;
+    ctx.progress(`attempt ${resumed}/${p.maxAttempts}: ${what}: ${last}; retrying`);
+  }
+  for (let attempt = first; attempt <= p.maxAttempts; attempt++) {
     let res: OutboundResponse | undefined;
     let retryAfterMs: number | undefined;
+    // Intent before the side effect: from here on, attempt n may have been sent.
+    await ctx.journal.record({ attempt } satisfies Journal);
     try {
-      const req = { method: p.method, url: p.url, headers, timeoutMs: p.timeoutMs, signal: ctx.signal, ...(p.body !== undefined ? { body: p.body } : {}) };
+      // A handover lets a request in flight finish (effectSignal); only a hard stop aborts it.
+      const req = { method: p.method, url: p.url, headers, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(p.body !== undefined ? { body: p.body } : {}) };
       res = await ctx.http.send(req);
     } catch (err) {
       if (ctx.signal.aborted) throw err;

@@ -8,6 +8,7 @@ import type { StepKind } from "./types.js";
 export const readObjectAndWait: StepKind<ReadObjectAndWaitParameter, PreparedWait> = {
   kind: "read-object-and-wait",
   description: "Wait until a Kubernetes object exists and meets a condition",
+  pure: true,
   schema: schemas["read-object-and-wait"],
   prepare: (p, run) => {
     const ref = { apiVersion: p.apiVersion, kind: p.kind, name: p.name, namespace: p.namespace ?? run.namespace };

@@ -27,10 +27,24 @@ export interface StepTuning {
   secretWaitMs: number;
 }
 
+/**
+ * The run's durable journal (docs/runs.md). A step records its intent before a side effect, so an
+ * executor that takes the run over (the first one died or shut down) knows what may have happened.
+ */
+export interface RunJournal {
+  /** What the previous executor of this run recorded last; undefined on a fresh run. */
+  readonly resumed: Readonly<Record<string, unknown>> | undefined;
+  /** Stores `state` durably, replacing the last one; rejects when this executor no longer owns the run, and then the step must not act. */
+  record(state: Record<string, unknown>): Promise<void>;
+}
+
 export interface StepContext {
   readonly run: RunIdentity;
-  /** Aborted when the executor stops; handlers pass it to I/O and sleeps. */
+  /** Aborted when the run must stop: the executor hands it over (shutdown) or lost it. Pass it to reads, waits and sleeps. */
   readonly signal: AbortSignal;
+  /** Aborted only when a side effect in flight must be abandoned too (shutdown grace over, run lost): pass it to the side effect. */
+  readonly effectSignal: AbortSignal;
+  readonly journal: RunJournal;
   /** Shows progress in `vela status` while the step runs. */
   progress(message: string): void;
   readonly kube: KubeReader;
@@ -51,6 +65,11 @@ export interface StepContext {
  */
 export interface StepKind<Parameter = unknown, Prepared = unknown> {
   readonly kind: string;
+  /**
+   * The step only reads (it waits): running it twice changes nothing, so it may start on the
+   * first poll of a session. Other steps start once KubeVela has stored the session (docs/runs.md).
+   */
+  readonly pure?: boolean;
   readonly description: string;
   readonly schema: object;
   prepare(parameter: Parameter, run: RunIdentity): Prepared;

@@ -48,6 +48,7 @@ describe("addon: the addon Application", function () {
     expect(app).to.include({ apiVersion: "core.oam.dev/v1beta1", kind: "Application" });
     expect(app.spec.components.map((c) => [c.name, c.type])).to.deep.equal([
       ["step-executor-config", "k8s-objects"],
+      ["step-executor-crd", "k8s-objects"],
       ["step-executor-rbac", "k8s-objects"],
       ["step-executor-deployment", "k8s-objects"],
       ["step-executor-service", "k8s-objects"],
@@ -55,7 +56,7 @@ describe("addon: the addon Application", function () {
     expect(find(app, "ConfigMap", "step-executor")).to.deep.include({ data: { url: "http://step-executor.vela-system.svc:8080" } });
     expect(find(app, "Secret", "step-executor-token")).to.deep.include({ data: { token: Buffer.from(TOKEN).toString("base64") } });
     for (const o of objects(app)) {
-      if (!o.kind.startsWith("Cluster")) expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).to.equal("vela-system");
+      if (!o.kind.startsWith("Cluster") && o.kind !== "CustomResourceDefinition") expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).to.equal("vela-system");
     }
   });
 
@@ -80,19 +81,25 @@ describe("addon: the addon Application", function () {
     expect(svc.spec.selector).to.deep.equal(deploy.spec.selector.matchLabels);
   });
 
-  it("grants the executor read access only (get/list/watch, and get on Secrets)", async () => {
+  it("grants the executor read access, and writes only to its StepRuns, its Leases and Application metadata (wake-up)", async () => {
     const app = await render({ token: TOKEN });
-    const role = find(app, "ClusterRole", "step-executor") as Obj & { rules: { verbs: string[]; resources: string[] }[] };
-    const verbs = new Set(role.rules.flatMap((r) => r.verbs));
-    expect([...verbs].sort()).to.deep.equal(["get", "list", "watch"]);
+    const role = find(app, "ClusterRole", "step-executor") as Obj & { rules: { apiGroups: string[]; verbs: string[]; resources: string[] }[] };
+    const writes = role.rules.filter((r) => r.verbs.some((v) => !["get", "list", "watch"].includes(v)));
+    expect(writes).to.deep.equal([
+      { apiGroups: ["step-executor.oam.dev"], resources: ["stepruns"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
+      { apiGroups: ["core.oam.dev"], resources: ["applications"], verbs: ["get", "patch"] },
+    ]);
     expect(role.rules).to.deep.include({ apiGroups: [""], resources: ["secrets"], verbs: ["get"] });
+    const leases = find(app, "Role", "step-executor") as Obj & { rules: unknown[] };
+    expect(leases.metadata.namespace).to.equal("vela-system");
+    expect(leases.rules).to.deep.equal([{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "list", "create", "update", "patch", "delete"] }]);
     const binding = find(app, "ClusterRoleBinding", "step-executor") as Obj & { subjects: unknown[]; roleRef: unknown };
     expect(binding.subjects).to.deep.equal([{ kind: "ServiceAccount", name: "step-executor", namespace: "vela-system" }]);
   });
 
-  it("with executorURL: only the ConfigMap (pointing there) and the Secret", async () => {
+  it("with executorURL: only the ConfigMap (pointing there), the Secret and the StepRun CRD", async () => {
     const app = await render({ token: TOKEN, executorURL: "http://127.0.0.1:18080" });
-    expect(app.spec.components.map((c) => c.name)).to.deep.equal(["step-executor-config"]);
+    expect(app.spec.components.map((c) => c.name)).to.deep.equal(["step-executor-config", "step-executor-crd"]);
     expect(find(app, "ConfigMap", "step-executor")).to.deep.include({ data: { url: "http://127.0.0.1:18080" } });
   });
 
@@ -168,10 +175,10 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
   it("renders the in-cluster executor, or only the configuration with executorURL", async () => {
     const inCluster = await render({ token: TOKEN });
     expect(inCluster.application.spec.components.map((c) => c.name)).to.deep.equal([
-      "step-executor-config", "step-executor-rbac", "step-executor-deployment", "step-executor-service",
+      "step-executor-config", "step-executor-crd", "step-executor-rbac", "step-executor-deployment", "step-executor-service",
     ]);
     const local = await render({ token: TOKEN, executorURL: "http://127.0.0.1:18080" });
-    expect(local.application.spec.components.map((c) => c.name)).to.deep.equal(["step-executor-config"]);
+    expect(local.application.spec.components.map((c) => c.name)).to.deep.equal(["step-executor-config", "step-executor-crd"]);
     expect(local.application.spec.components[0]!.properties.objects[0]).to.deep.include({ data: { url: "http://127.0.0.1:18080" } });
   });
 
