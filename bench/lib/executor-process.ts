@@ -1,0 +1,139 @@
+// The executor as the benches run it: server/main.ts itself — its flags, defaults and wiring,
+// whatever they are — started in a process that first installs counters (not a product entry
+// point; started by bench/lib/executor.ts):
+//   - RunEngine.prototype.poll: polls and engine time per Application (namespace/application);
+//   - http.createServer (express's app.listen): server-side time of every POST, the event-loop
+//     delay, and GET /bench/{stats,latency,gc} answered before the app sees them; prints
+//     "BENCH-LISTENING <port>" once listening;
+//   - https.request (the kube client's transport): the executor's own requests to the
+//     kube-apiserver, by verb and resource.
+// BENCH_SHARED_KUBE_AGENT=1 is a what-if experiment, not the product: @kubernetes/client-node 1.x
+// builds a new https.Agent for every API call (KubeConfig.applySecurityAuthentication →
+// createAgent), so every request opens a new TLS connection; the patch reuses one keep-alive agent.
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { KubeConfig } from "@kubernetes/client-node";
+import { RunEngine } from "../../server/engine.js";
+
+// ---- polls --------------------------------------------------------------------------------------
+const pollsByApp = new Map<string, number>();
+const engineMsByApp = new Map<string, number>();
+let polls = 0;
+let engine: RunEngine | undefined;
+const poll = RunEngine.prototype.poll;
+RunEngine.prototype.poll = async function (this: RunEngine, ...args: Parameters<RunEngine["poll"]>) {
+  engine = this;
+  polls++;
+  const run = args[1];
+  const k = `${run.namespace}/${run.application}`;
+  pollsByApp.set(k, (pollsByApp.get(k) ?? 0) + 1);
+  const t0 = performance.now();
+  try {
+    return await poll.apply(this, args);
+  } finally {
+    engineMsByApp.set(k, (engineMsByApp.get(k) ?? 0) + performance.now() - t0);
+  }
+};
+
+// ---- the executor's requests to the kube-apiserver ------------------------------------------------
+const apiRequests = new Map<string, number>();
+let apiConnections = 0;
+function resourceOf(path: string): string {
+  const seg = path.split("?")[0]!.split("/").filter(Boolean);
+  const ns = seg.indexOf("namespaces");
+  // /api/v1/namespaces/NS/RES[/NAME[/SUB]] or /apis/G/V/namespaces/NS/RES[...]; else /api(s)/.../RES[/NAME]
+  if (ns >= 0 && seg.length > ns + 2) return seg[ns + 2]! + (seg[ns + 4] ? `/${seg[ns + 4]}` : "");
+  const base = seg[0] === "api" ? 2 : 3;
+  return seg[base] ?? seg.join("/");
+}
+const request = https.request;
+(https as unknown as { request: typeof https.request }).request = function (this: unknown, ...args: unknown[]) {
+  const o = (typeof args[0] === "object" && !(args[0] instanceof URL) ? args[0] : args[1]) as { method?: string; path?: string } | undefined;
+  const u = args[0] instanceof URL ? args[0] : typeof args[0] === "string" ? new URL(args[0]) : undefined;
+  const key = `${(o?.method ?? "GET").toUpperCase()} ${resourceOf(u ? u.pathname : o?.path ?? "/")}`;
+  apiRequests.set(key, (apiRequests.get(key) ?? 0) + 1);
+  const req = (request as (...a: unknown[]) => http.ClientRequest).apply(this, args);
+  req.once("socket", (s) => { if (!(s as { benchSeen?: boolean }).benchSeen) { (s as { benchSeen?: boolean }).benchSeen = true; apiConnections++; } });
+  return req;
+} as typeof https.request;
+
+if (process.env.BENCH_SHARED_KUBE_AGENT === "1") {
+  const proto = KubeConfig.prototype as unknown as { createAgent(cluster: unknown, options: object): unknown };
+  const create = proto.createAgent;
+  const agents = new WeakMap<object, unknown>();
+  proto.createAgent = function (this: object, cluster: unknown, options: object) {
+    if (!agents.has(this)) agents.set(this, create.call(this, cluster, { ...options, keepAlive: true }));
+    return agents.get(this);
+  };
+}
+
+// ---- the HTTP server ----------------------------------------------------------------------------
+const latency = new Float32Array(1 << 18); // 1 MiB, counted in the RSS the benches report
+let latencyCount = 0;
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
+function latencySummary() {
+  const n = Math.min(latencyCount, latency.length);
+  const sorted = Float32Array.from(latency.subarray(0, n)).sort();
+  const at = (p: number) => (n ? sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]! : NaN);
+  return {
+    count: latencyCount, p50: at(50), p90: at(90), p99: at(99), max: n ? sorted[n - 1]! : NaN,
+    loopDelayP99: loopDelay.percentile(99) / 1e6, loopDelayMax: loopDelay.max / 1e6,
+  };
+}
+
+function json(res: ServerResponse, body: unknown) {
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify(body));
+}
+
+function benchEndpoint(req: IncomingMessage, res: ServerResponse): boolean {
+  const url = req.url ?? "";
+  if (req.method !== "GET" || !url.startsWith("/bench/")) return false;
+  if (url.startsWith("/bench/latency")) {
+    json(res, latencySummary());
+    if (url.includes("reset=1")) { latencyCount = 0; loopDelay.reset(); }
+  } else if (url.startsWith("/bench/gc")) {
+    // Memory after a full collection (the process runs with --expose-gc): what the runs retain.
+    (globalThis as { gc?: () => void }).gc?.();
+    const m = process.memoryUsage();
+    json(res, { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers });
+  } else {
+    const m = process.memoryUsage();
+    json(res, {
+      polls,
+      kubeRequests: Object.fromEntries(apiRequests),
+      kubeRequestsTotal: [...apiRequests.values()].reduce((a, b) => a + b, 0),
+      kubeConnections: apiConnections,
+      running: (engine as unknown as { activeRuns?: number } | undefined)?.activeRuns ?? -1,
+      rssBytes: m.rss,
+      heapUsedBytes: m.heapUsed,
+      ...(url.includes("apps=1") ? { pollsByApp: Object.fromEntries(pollsByApp), engineMsByApp: Object.fromEntries(engineMsByApp) } : {}),
+    });
+  }
+  return true;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+const createServer = http.createServer;
+(http as unknown as { createServer: unknown }).createServer = function (...args: unknown[]) {
+  const app = args.find((a): a is Handler => typeof a === "function");
+  const options = args.find((a) => typeof a === "object" && a !== null) as http.ServerOptions | undefined;
+  const handler: Handler = (req, res) => {
+    if (benchEndpoint(req, res)) return;
+    if (req.method === "POST") {
+      const t0 = performance.now();
+      res.once("finish", () => { latency[latencyCount++ % latency.length] = performance.now() - t0; });
+    }
+    app?.(req, res);
+  };
+  const server = options ? createServer(options, handler) : createServer(handler);
+  server.once("listening", () => process.stdout.write(`BENCH-LISTENING ${(server.address() as AddressInfo).port}\n`));
+  return server;
+};
+
+// ---- the executor itself ------------------------------------------------------------------------
+await import("../../server/main.js");

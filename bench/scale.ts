@@ -1,0 +1,298 @@
+// 3. Executor scale: many concurrent waiting steps in one executor process, polled the way the
+// step definitions poll (signed JSON POSTs on loopback), at a fixed total poll rate.
+//   mode "http":   http-request steps waiting on a target on 127.0.0.1 that holds the request
+//                  (the executor keeps one outbound connection per waiting step, no other work)
+//   mode "object": read-object-and-wait steps waiting on a ConfigMap on the real kube-apiserver
+//                  whose condition never holds (every waiting step GETs it every --poll-interval)
+// Each level runs in a fresh executor process: create N runs (their first polls), then poll them
+// at `rate` polls/s in total for `steadyS` seconds (run k % N at start + k / rate), bounded in
+// count and time. Figures: client- and server-side poll latency, executor CPU and RSS, and for
+// "object" the kube-apiserver's request counts and CPU.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Pool } from "undici";
+import { sign } from "../server/auth.js";
+import type { BenchContext } from "./lib/context.js";
+import { apiserverRequests, componentCpu, createObject, deltaRequests, tempNamespace } from "./lib/cluster.js";
+import { fmt, log, MiB, pool, sleep, summary } from "./lib/common.js";
+import { hasFlag, startExecutor, type BenchExecutor, type Runtime, type ServerLatency } from "./lib/executor.js";
+import { summariseProfile, type ProfileSummary } from "./lib/profile.js";
+import type { BenchTarget } from "./lib/target.js";
+
+export type Mode = "http" | "object";
+export interface Level {
+  mode: Mode;
+  n: number;
+  rate: number;
+  steadyS: number;
+  runtime?: Runtime;
+  /** Run with node --cpu-prof and summarise the profile. */
+  profile?: boolean;
+  /** What-if (bench/lib/executor-process.ts): one keep-alive agent for the kube client instead of one per call. */
+  sharedKubeAgent?: boolean;
+  /** Seconds allowed for creating the runs (default 120). */
+  createBudgetS?: number;
+  /** Extra executor flags (e.g. --run-store memory). */
+  flags?: string[];
+}
+
+export interface LevelResult {
+  level: Level;
+  createS: number;
+  /** First polls that did not answer `running` within the creation budget. */
+  startFailures: number;
+  polls: number;
+  errors: number;
+  skipped: number;
+  achievedRate: number;
+  client: ReturnType<typeof summary>;
+  server: ServerLatency;
+  executorCpuPct: number;
+  cpuPerPollUs: number;
+  /** RSS of the executor: just started; after creating the runs; at the end of the steady window; after a full GC. */
+  rssIdleMiB: number;
+  rssCreatedMiB: number;
+  rssLoadMiB: number;
+  rssAfterGcMiB: number;
+  heapAfterGcMiB: number;
+  running: number;
+  /** The executor's GETs of the watched ConfigMap, per second (object mode). */
+  kubeReadsPerS?: number;
+  /** All of the executor's requests to the kube-apiserver per second in the window, by verb and resource, and new connections per second. */
+  kubeRequestsPerS: Record<string, number>;
+  kubeConnectionsPerS: number;
+  apiserver?: { getConfigmapsPerS: number; totalPerS: number; cpuPct: number; etcdCpuPct: number };
+  profile?: ProfileSummary;
+}
+
+export interface ScaleResult { levels: LevelResult[]; executorCommand: string }
+
+async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, namespace: string): Promise<LevelResult> {
+  const profDir = level.profile ? join(ctx.workDir, `prof-${level.mode}-${level.n}-${Date.now()}`) : undefined;
+  const executor: BenchExecutor = await startExecutor({
+    runtime: level.runtime ?? "compiled",
+    ...(profDir ? { cpuProfDir: profDir } : {}),
+    ...(level.sharedKubeAgent ? { env: { BENCH_SHARED_KUBE_AGENT: "1" } } : {}),
+    flags: level.flags ?? [],
+  });
+  await sleep(ctx.smoke ? 200 : 1_000);
+  const rssIdleMiB = executor.proc().rssBytes / MiB;
+  const client = new Pool(executor.url, { connections: 512, pipelining: 1, keepAliveTimeout: 60_000 });
+  const path = `/v1/steps/${level.mode === "http" ? "http-request" : "read-object-and-wait"}`;
+  const parameter = level.mode === "http"
+    ? { url: `${target.url}/slow?holdMs=600000`, method: "GET", timeout: "10m", retries: 0, backoff: "1s", maxBackoff: "30s" }
+    : { apiVersion: "v1", kind: "ConfigMap", name: "never-ready", condition: "object.data.enabled == 'true'", timeout: "1h" };
+  // The bodies and signatures, as the definitions would send them (precomputed: the generator stays cheap).
+  const bodies = Array.from({ length: level.n }, (_, i) => {
+    const body = JSON.stringify({ run: { namespace, application: "scale", step: `s${i}`, session: `${level.mode}-${level.n}-${i}` }, parameter });
+    return { body, headers: { "content-type": "application/json", "x-step-executor-signature": sign(executor.token, body) } };
+  });
+  let errors = 0;
+  const send = async (i: number): Promise<{ ms: number; phase?: string }> => {
+    const t0 = performance.now();
+    try {
+      const res = await client.request({ path, method: "POST", headers: bodies[i]!.headers, body: bodies[i]!.body, headersTimeout: 15_000, bodyTimeout: 15_000 });
+      const text = await res.body.text();
+      const ms = performance.now() - t0;
+      if (res.statusCode !== 200) { errors++; return { ms }; }
+      return { ms, phase: (JSON.parse(text) as { phase: string }).phase };
+    } catch {
+      errors++;
+      return { ms: performance.now() - t0 };
+    }
+  };
+  try {
+    // Create the runs: their first polls (the one that starts a run waits --first-answer-wait, 1 s,
+    // since nothing is quick here), 500 runs at a time, within a budget of 120 s; what does not
+    // start in time is counted.
+    const t0 = performance.now();
+    const budgetEnd = t0 + (level.createBudgetS ?? 120) * 1000;
+    // Two polls per run: with the executor's session confirmation (--confirm-session on) a step with
+    // side effects starts on its second poll, as it would with KubeVela.
+    const first = await pool(bodies.map((_, i) => i), 500, async (i) => {
+      if (performance.now() >= budgetEnd) return { ms: 0 } as { ms: number; phase?: string };
+      const a = await send(i);
+      return a.phase === "running" && performance.now() < budgetEnd ? send(i) : a;
+    });
+    const createS = (performance.now() - t0) / 1000;
+    const startFailures = first.filter((f) => f.phase !== "running").length;
+    if (startFailures > 0) log(`scale ${level.mode} n=${level.n}: ${startFailures} runs did not start waiting in time (the executor is overloaded)`);
+    await sleep(ctx.smoke ? 200 : 2_000);
+    const rssCreatedMiB = executor.proc().rssBytes / MiB;
+    errors = 0;
+
+    // Steady state: `rate` polls/s in total, for steadyS seconds; at most 1,000 in flight (the rest are skipped, and counted).
+    const total = Math.round(level.rate * level.steadyS);
+    const latencies: number[] = [];
+    let skipped = 0;
+    let inflight = 0;
+    await executor.latency(true);
+    const reqBefore = level.mode === "object" ? await apiserverRequests() : undefined;
+    const cpuBefore = componentCpu(["kube-apiserver", "etcd"]);
+    const statsBefore = await executor.stats();
+    const procBefore = executor.proc();
+    const start = performance.now();
+    let k = 0;
+    await new Promise<void>((resolve) => {
+      const deadline = start + level.steadyS * 1000 + 30_000;
+      const tick = () => {
+        const now = performance.now();
+        while (k < total && now >= start + (k * 1000) / level.rate) {
+          const i = k % level.n;
+          k++;
+          if (inflight >= 1000) { skipped++; continue; }
+          inflight++;
+          void send(i).then((r) => { latencies.push(r.ms); inflight--; });
+        }
+        if ((k >= total && inflight === 0) || now > deadline) return resolve();
+        setTimeout(tick, 1);
+      };
+      tick();
+    });
+    const wallS = (performance.now() - start) / 1000;
+    const procAfter = executor.proc();
+    const statsAfter = await executor.stats();
+    const cpuAfter = componentCpu(["kube-apiserver", "etcd"]);
+    const reqAfter = reqBefore ? await apiserverRequests() : undefined;
+    const server = await executor.latency(true);
+    const gc = await executor.gc();
+    const polls = latencies.length;
+    const cpuS = procAfter.cpuSeconds - procBefore.cpuSeconds;
+    const result: LevelResult = {
+      level, createS, startFailures, polls, errors, skipped,
+      achievedRate: polls / wallS,
+      client: summary(latencies),
+      server,
+      executorCpuPct: (100 * cpuS) / wallS,
+      cpuPerPollUs: (cpuS * 1e6) / Math.max(1, polls),
+      rssIdleMiB,
+      rssCreatedMiB,
+      rssLoadMiB: procAfter.rssBytes / MiB,
+      rssAfterGcMiB: gc.rssBytes / MiB,
+      heapAfterGcMiB: gc.heapUsedBytes / MiB,
+      running: statsAfter.running,
+      kubeRequestsPerS: Object.fromEntries(Object.entries(statsAfter.kubeRequests).map(([k, v]) => [k, (v - (statsBefore.kubeRequests[k] ?? 0)) / wallS]).filter(([, v]) => (v as number) > 0)),
+      kubeConnectionsPerS: (statsAfter.kubeConnections - statsBefore.kubeConnections) / wallS,
+    };
+    if (level.mode === "object") {
+      result.kubeReadsPerS = ((statsAfter.kubeRequests["GET configmaps"] ?? 0) - (statsBefore.kubeRequests["GET configmaps"] ?? 0)) / wallS;
+      const d = deltaRequests(reqBefore!, reqAfter!);
+      result.apiserver = {
+        getConfigmapsPerS: (d.get("GET configmaps") ?? 0) / wallS,
+        totalPerS: [...d.values()].reduce((a, b) => a + b, 0) / wallS,
+        cpuPct: (100 * ((cpuAfter["kube-apiserver"] ?? 0) - (cpuBefore["kube-apiserver"] ?? 0))) / wallS,
+        etcdCpuPct: (100 * ((cpuAfter.etcd ?? 0) - (cpuBefore.etcd ?? 0))) / wallS,
+      };
+    }
+    log(`scale ${level.mode} n=${level.n} (${executor.runtime}): ${polls} polls at ${result.achievedRate.toFixed(0)}/s, client p50 ${fmt(result.client.p50)} p99 ${fmt(result.client.p99)} ms, ` +
+      `server p99 ${fmt(server.p99)} ms, loop delay p99 ${fmt(server.loopDelayP99)} ms, executor CPU ${result.executorCpuPct.toFixed(0)}%, ` +
+      `RSS idle/created/load/gc ${[rssIdleMiB, rssCreatedMiB, result.rssLoadMiB, result.rssAfterGcMiB].map((x) => x.toFixed(0)).join("/")} MiB` +
+      (result.apiserver ? `, executor kube GETs ${result.kubeReadsPerS!.toFixed(0)}/s, apiserver CPU ${result.apiserver.cpuPct.toFixed(0)}%` : ""));
+    await client.close();
+    await executor.stop();
+    if (profDir) result.profile = summariseProfile(profDir);
+    return result;
+  } finally {
+    await client.destroy().catch(() => undefined);
+    await executor.stop();
+    target.releaseAll();
+  }
+}
+
+export function scaleLevels(smoke: boolean): Level[] {
+  // The executor's defaults, and — when its default run store is not in memory — the in-memory
+  // store too, to separate the cost of the run records from the cost of the engine.
+  const memory = hasFlag("run-store") ? ["--run-store", "memory"] : undefined;
+  if (smoke) return [{ mode: "http", n: 10, rate: 20, steadyS: 1, runtime: "tsx" }, { mode: "object", n: 10, rate: 20, steadyS: 1, runtime: "tsx", ...(memory ? { flags: memory } : {}) }];
+  const levels: Level[] = [
+    // Per-poll cost at a fixed 1,000 polls/s while the number of waiting steps grows; n = 1,000 is
+    // "each run polled every 1 s", KubeVela's fastest rate; n = 10,000 means every 10 s.
+    { mode: "http", n: 100, rate: 1000, steadyS: 15 },
+    { mode: "http", n: 1000, rate: 1000, steadyS: 20 },
+    { mode: "http", n: 10000, rate: 1000, steadyS: 20 },
+    // The same with steps that wait on a kube object (each GETs it every --poll-interval = 1 s).
+    { mode: "object", n: 100, rate: 1000, steadyS: 15 },
+    { mode: "object", n: 1000, rate: 1000, steadyS: 15 },
+    { mode: "object", n: 10000, rate: 1000, steadyS: 15, createBudgetS: 60 },
+  ];
+  if (memory) {
+    levels.push(
+      { mode: "http", n: 1000, rate: 1000, steadyS: 20, flags: memory },
+      { mode: "http", n: 10000, rate: 1000, steadyS: 20, flags: memory },
+      { mode: "object", n: 1000, rate: 1000, steadyS: 15, flags: memory },
+    );
+  }
+  levels.push(
+    // What-if: the kube client reusing one keep-alive connection (bench-only patch, see executor-process.ts).
+    { mode: "object", n: 1000, rate: 1000, steadyS: 15, sharedKubeAgent: true },
+    { mode: "http", n: 1000, rate: 1000, steadyS: 15, sharedKubeAgent: true },
+    // RSS as `npm start` runs it (tsx compiles the sources at start-up).
+    { mode: "http", n: 10000, rate: 1000, steadyS: 10, runtime: "tsx", ...(memory ? { flags: memory } : {}) },
+    // CPU profiles (node --cpu-prof).
+    { mode: "http", n: 500, rate: 500, steadyS: 10, profile: true },
+    { mode: "object", n: 300, rate: 100, steadyS: 15, profile: true },
+  );
+  return levels;
+}
+
+export async function scale(ctx: BenchContext, levels = scaleLevels(ctx.smoke)): Promise<ScaleResult> {
+  const ns = await tempNamespace("bench-scale");
+  await createObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "never-ready", namespace: ns.name }, data: { enabled: "false" } } as never);
+  const results: LevelResult[] = [];
+  try {
+    for (const level of levels) {
+      log(`scale ${level.mode} n=${level.n} rate=${level.rate}/s for ${level.steadyS}s`);
+      results.push(await runLevel(ctx, level, ctx.target, ns.name));
+      await sleep(ctx.smoke ? 200 : 3_000);
+    }
+  } finally {
+    await ns.delete();
+  }
+  writeFileSync(join(ctx.workDir, "scale.json"), JSON.stringify(results, null, 1));
+  return { levels: results, executorCommand: "node --import tsx bench/lib/executor-process.ts --host 127.0.0.1 --port <free> --log-level warn" };
+}
+
+const perStepKiB = (l: LevelResult) => ((l.rssCreatedMiB - l.rssIdleMiB) * 1024) / l.level.n;
+const mib = (x: number) => x.toFixed(0);
+
+export function findLevel(r: ScaleResult, mode: Mode, n: number, extra: (l: Level) => boolean = (l) => !l.profile && !l.sharedKubeAgent && (l.runtime ?? "compiled") === "compiled" && !l.flags?.length) {
+  return r.levels.find((l) => l.level.mode === mode && l.level.n === n && extra(l.level));
+}
+
+export function scaleMarkdown(r: ScaleResult): string {
+  const plain = r.levels.filter((l) => !l.level.profile);
+  const row = (l: LevelResult) => {
+    const every = l.level.n / l.level.rate;
+    const tags = [l.level.flags?.length ? `\`${l.level.flags.join(" ")}\`` : "", l.level.runtime === "tsx" ? "tsx (`npm start`)" : "", l.level.sharedKubeAgent ? "**what-if: keep-alive kube client**" : ""].filter(Boolean).join(", ");
+    const kubeTotal = Object.values(l.kubeRequestsPerS).reduce((a, b) => a + b, 0);
+    return `| ${l.level.mode} | ${l.level.n.toLocaleString("en")}${tags ? ` (${tags})` : ""} | ${fmt(every)} s | ${fmt(l.achievedRate)} | ${fmt(l.client.p50)} / ${fmt(l.client.p99)} / ${fmt(l.client.max)} | ${fmt(l.server.p50)} / ${fmt(l.server.p99)} | ${fmt(l.server.loopDelayP99)} | ${fmt(l.executorCpuPct)} | ${fmt(l.cpuPerPollUs)} | ${mib(l.rssIdleMiB)} / ${mib(l.rssCreatedMiB)} / ${mib(l.rssLoadMiB)} | ${fmt(perStepKiB(l))} | ${fmt(l.heapAfterGcMiB)} | ${fmt(kubeTotal)} / ${fmt(l.kubeConnectionsPerS)} | ${l.startFailures}/${l.errors}/${l.skipped} | ${fmt(l.createS)} |`;
+  };
+  const lines = [
+    "Columns: each run is polled every *n / rate* seconds (1,000 polls/s in total at every level, so the per-poll cost is comparable); " +
+      "poll latency measured by the load generator (client) and inside the executor from request to response end (server); the executor's event-loop delay p99 " +
+      "(how long a poll can wait before the executor reads it); executor CPU (% of one core) and CPU time per poll; RSS just started / after the runs were created / at the end of the polling window; " +
+      "RSS added per waiting step; V8 heap after a full GC; the executor's own requests to the kube-apiserver (run records, leases, object reads) and the new connections its kube client opened, per second during the polling window; " +
+      "failures = runs that did not start in time / poll errors / polls skipped because 1,000 were already in flight; how long creating the runs took (two polls per run, 500 runs at a time).",
+    "",
+    "| mode | waiting steps | each polled every | polls/s | client p50 / p99 / max (ms) | server p50 / p99 (ms) | loop delay p99 (ms) | executor CPU % | CPU µs / poll | RSS idle / created / load (MiB) | KiB / step | heap after GC (MiB) | executor → apiserver requests/s / new connections/s | failures | creating took (s) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ...plain.map(row),
+  ];
+  const obj = plain.filter((l) => l.apiserver);
+  if (obj.length) {
+    lines.push("", "Object mode, the kube-apiserver side (the waiting steps' GETs, one per step per `--poll-interval` = 1 s):", "",
+      "| waiting steps | GETs/s wanted | executor GETs/s done | apiserver `GET configmaps`/s | apiserver requests/s (all) | kube-apiserver CPU % | etcd CPU % |",
+      "|---|---|---|---|---|---|---|",
+      ...obj.map((l) => `| ${l.level.n.toLocaleString("en")}${l.level.flags?.length ? ` (\`${l.level.flags.join(" ")}\`)` : ""}${l.level.sharedKubeAgent ? " (what-if: keep-alive)" : ""}${l.level.runtime === "tsx" ? " (tsx)" : ""} | ${l.level.n.toLocaleString("en")} | ${fmt(l.kubeReadsPerS!)} | ${fmt(l.apiserver!.getConfigmapsPerS)} | ${fmt(l.apiserver!.totalPerS)} | ${fmt(l.apiserver!.cpuPct)} | ${fmt(l.apiserver!.etcdCpuPct)} |`));
+  }
+  for (const l of r.levels.filter((x) => x.level.profile && x.profile)) {
+    const p = l.profile!;
+    lines.push("", `CPU profile, ${l.level.mode} mode, ${l.level.n} waiting steps at ${l.level.rate} polls/s (${fmt(p.totalMs / 1000)} s sampled, executor CPU ${fmt(l.executorCpuPct)} %). Self time by area (idle excluded from the percentages):`, "");
+    const busy = p.byArea.filter((a) => a.area !== "(idle)");
+    const busyMs = busy.reduce((a, b) => a + b.selfMs, 0);
+    lines.push(busy.slice(0, 8).map((a) => `${a.area} ${fmt((100 * a.selfMs) / busyMs)} %`).join(" · "), "", "Top functions by self time:", "",
+      "| function | where | self ms | % of busy |", "|---|---|---|---|",
+      ...p.top.filter((t) => t.fn !== "(idle)").slice(0, 10).map((t) => `| \`${t.fn}\` | ${t.where || "–"} | ${fmt(t.selfMs)} | ${fmt((100 * t.selfMs) / busyMs)} |`));
+  }
+  return lines.join("\n");
+}
