@@ -1,6 +1,8 @@
 // Reads from the Kubernetes API. Writes are KubeVela's job (kube.#Apply in the templates), so
 // objects stay tracked and garbage-collected with their Application.
-import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
+import { createHash } from "node:crypto";
+import { Agent as HttpsAgent, type AgentOptions } from "node:https";
+import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, type Cluster, type KubernetesObject } from "@kubernetes/client-node";
 
 export interface ObjectRef {
   apiVersion: string;
@@ -25,7 +27,35 @@ export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
   const kc = new KubeConfig();
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
   else kc.loadFromDefault();
+  reuseConnections(kc);
   return kc;
+}
+
+type AgentFactory = (cluster: Cluster | null, options: AgentOptions) => unknown;
+
+/**
+ * client-node 1.x makes a new https.Agent for every request, so every API call pays a TCP and TLS
+ * handshake (most of the executor's CPU per poll, and load on the apiserver: BENCHMARKS.md §3).
+ * Requests share one kept-alive agent per cluster and TLS identity instead; a rotated client
+ * certificate or CA gets a new agent. Proxied clusters keep the library's own agents.
+ */
+function reuseConnections(kc: KubeConfig): void {
+  const target = kc as unknown as { createAgent: AgentFactory };
+  const create = target.createAgent.bind(kc);
+  const agents = new Map<string, HttpsAgent>();
+  target.createAgent = (cluster, options) => {
+    if (!cluster || cluster.proxyUrl || !cluster.server.startsWith("https:")) return create(cluster, options);
+    const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = options;
+    const id = createHash("sha256").update(JSON.stringify([cluster.server, ca, cert, key, pfx, passphrase, rejectUnauthorized, servername])).digest("hex");
+    let agent = agents.get(id);
+    if (!agent) {
+      // A handful of identities at most (rotation); drop the old ones rather than grow.
+      if (agents.size >= 4) agents.clear();
+      agent = new HttpsAgent({ ...options, keepAlive: true });
+      agents.set(id, agent);
+    }
+    return agent;
+  };
 }
 
 export function createKubeReader(kc: KubeConfig): KubeReader {
