@@ -78,6 +78,10 @@ export async function killSoak(cluster: RunsCluster, target: CountingTarget, ite
     const victim = byHolder ?? cluster.replicas[Math.floor(Math.random() * cluster.replicas.length)]!;
     const killedAt = Date.now();
     await victim.stop("SIGKILL");
+    // The state was read just before the kill: a step may have moved on in between (the request
+    // reached the target before the kill landed). Judge by the target's clock then.
+    const first = target.firstDeliveryAt(app);
+    if ((stage === "claimed" || stage === "before-claim" || stage === "intent-recorded") && first !== undefined && first <= killedAt) stage = "in-flight";
     const restarted = victim.start();
     const end = Date.now() + 120_000;
     let s = await readApp(cluster.ns, app);

@@ -170,6 +170,8 @@ export async function startCountingTarget(latencyMs: () => number) {
     applied,
     /** Requests that reached the target for the Application (the body names it). */
     deliveries: (app: string) => forApp(app).length,
+    /** When the first request for the Application reached the target (ms since the epoch). */
+    firstDeliveryAt: (app: string): number | undefined => forApp(app)[0]?.at,
     /** Distinct Idempotency-Keys among them: what an API that honours the header applied. */
     effects: (app: string) => new Set(forApp(app).map((r) => r.headers["idempotency-key"])).size,
   };

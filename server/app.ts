@@ -91,7 +91,7 @@ export function createApp(deps: AppDeps): express.Express {
       const envelope = validateEnvelope(parsed, "request");
       const parameter = validators.get(kind.kind)!(envelope.parameter, "parameter");
       const { revision, ...identity } = envelope.run;
-      const run = sessions.resolve(identity, revision, parameter);
+      const run = deps.engine.confirmsSessions ? identity : sessions.resolve(identity, revision, parameter);
       const view = await deps.engine.poll(kind, run, parameter);
       res.json(view);
     },

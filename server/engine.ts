@@ -13,6 +13,7 @@ import { Redactor } from "./redact.js";
 import { sleep } from "./retry.js";
 import { runKey, selfOnly, StoreRejectedError, StoreUnavailableError, type Liveness, type RunRecord, type RunStore, type RunUpdate } from "./runs.js";
 import { createSecretResolver } from "./secrets.js";
+import type { SessionProbe } from "./session-probe.js";
 import { noWake, type Waker } from "./wake.js";
 import type { RunIdentity, StepContext, StepKind, StepResult, StepTuning } from "../steps/types.js";
 
@@ -52,6 +53,13 @@ export interface EngineDeps {
   confirmSessions?: boolean;
   /** A session claimed but never confirmed by a second poll is forgotten after this long; default 10 min. */
   pendingTtlMs?: number;
+  /**
+   * Confirms a pending session as soon as the Application's status shows KubeVela stored it,
+   * instead of at KubeVela's second poll (its first wait backoff, 1 s). Without it, the second poll confirms.
+   */
+  sessionProbe?: SessionProbe;
+  /** When the probe looks, after the first poll (ms between looks); default 100, 100, 200, 200, 400, 800, 1600. */
+  sessionProbeDelaysMs?: number[];
 }
 
 /** A name for this executor process: host (pod) name plus a random part, unique per start. */
@@ -175,6 +183,8 @@ export class RunEngine {
   private readonly waker: Waker;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
+  /** Ends the session probes at shutdown. */
+  private readonly stopping = new AbortController();
   private lastPrune = 0;
 
   constructor(private readonly deps: EngineDeps) {
@@ -186,6 +196,15 @@ export class RunEngine {
 
   get isDraining() {
     return this.draining;
+  }
+
+  /**
+   * Whether side effects wait until KubeVela has stored the session. Then a session KubeVela
+   * dropped is never confirmed, so recognising duplicate sessions (server/sessions.ts) is not
+   * needed, and must not be done: its per-replica memory would start a second run on another replica.
+   */
+  get confirmsSessions() {
+    return this.deps.confirmSessions === true;
   }
 
   /** Runs this executor is working on. */
@@ -222,7 +241,10 @@ export class RunEngine {
       throw unavailable(err);
     }
     if (!claim.created) return this.answerExisting(kind, run, parameter, claim.record);
-    if (pending) return view(claim.record);
+    if (pending) {
+      this.probeSession(kind, run, parameter);
+      return view(claim.record);
+    }
     return this.firstAnswer(this.start(kind, prepared, claim.record, undefined));
   }
 
@@ -257,8 +279,34 @@ export class RunEngine {
     return this.firstAnswer(this.start(kind, prepared, taken, rec.checkpoint));
   }
 
-  /** The second poll of a pending run: KubeVela stored the session; claim the run and start it. */
-  private async confirm(kind: StepKind, run: RunIdentity, parameter: unknown, rec: RunRecord): Promise<RunView> {
+  /**
+   * Confirms a pending run without waiting for KubeVela's second poll: once the Application's
+   * status shows the session stored (at the end of the reconcile that polled first, usually well
+   * under a second), the run is claimed and started; its end wakes the Application, so the
+   * workflow goes on at once. A session never stored is left to the sweep, as before.
+   */
+  private probeSession(kind: StepKind, run: RunIdentity, parameter: unknown): void {
+    const probe = this.deps.sessionProbe;
+    if (!probe) return;
+    const delays = this.deps.sessionProbeDelaysMs ?? [100, 100, 200, 200, 400, 800, 1_600];
+    const key = runKey(run);
+    void (async () => {
+      for (const delay of delays) {
+        await sleep(delay, this.stopping.signal);
+        if (this.active.has(key)) return; // the second poll came first
+        if (!(await probe.stored(run))) continue;
+        const rec = await this.deps.store.get(run);
+        if (!rec || !isPending(rec) || this.draining) return;
+        await this.confirm(kind, run, parameter, rec, false);
+        return;
+      }
+    })().catch((err) => {
+      if (!this.stopping.signal.aborted) this.deps.log.debug({ err: describeError(err), run: key }, "session probe ended; the next poll confirms the session");
+    });
+  }
+
+  /** The second poll of a pending run (or the session probe): KubeVela stored the session; claim the run and start it. */
+  private async confirm(kind: StepKind, run: RunIdentity, parameter: unknown, rec: RunRecord, answer = true): Promise<RunView> {
     const prepared = kind.prepare(parameter, run);
     let claimed: RunRecord | undefined;
     try {
@@ -272,7 +320,7 @@ export class RunEngine {
     }
     const active = this.start(kind, prepared, claimed, undefined);
     active.acknowledged = true;
-    return this.firstAnswer(active);
+    return answer ? this.firstAnswer(active) : active.view();
   }
 
   /**
@@ -499,6 +547,7 @@ export class RunEngine {
    */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
+    this.stopping.abort(new Error("executor shutting down"));
     clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     const runs = [...this.active.values()];

@@ -10,6 +10,7 @@ import { KubeRunStore, ReplicaLeases } from "./kube-run-store.js";
 import { createKubeReader, loadKubeConfig } from "./kube.js";
 import { createLogger } from "./log.js";
 import { MemoryRunStore } from "./runs.js";
+import { ApplicationSessionProbe } from "./session-probe.js";
 import { ApplicationWaker, noWake } from "./wake.js";
 import { stepKinds } from "../steps/index.js";
 
@@ -53,6 +54,8 @@ async function main() {
     identity,
     waker,
     confirmSessions: config.confirmSession,
+    // Starts a confirmed side effect when KubeVela's status shows the session, not a backoff round later.
+    sessionProbe: new ApplicationSessionProbe(kc),
   };
   if (config.runStore === "kube") {
     leases = new ReplicaLeases(kc, log, { identity, namespace: config.leaseNamespace, durationMs: config.leaseDurationMs, requestTimeoutMs: 10_000 });

@@ -3,7 +3,9 @@
 // step with session S1, its status write is lost, and the second evaluates it again with a new
 // session S2 — the same workflow run, seen by us as two runs (observed on KubeVela v1.10.9:
 // two reconciles 30 ms apart, each running the step). This module recognises that case and
-// maps S2 back to S1, so the side effect still happens once.
+// maps S2 back to S1, so the side effect still happens once. Used only with --confirm-session
+// off: confirmed sessions make it unnecessary, and its per-replica memory would then let two
+// replicas start two runs (docs/runs.md §3).
 //
 // The rule: S2 is an alias of S1 when both come for the same namespace/application/step, the
 // same application revision and the same parameter, S1 was first seen less than `windowMs` ago

@@ -55,4 +55,35 @@ describe("executor HTTP surface", () => {
     expect(res.status).to.equal(404);
     expect(((await res.json()) as { message: string }).message).to.match(/no such endpoint/);
   });
+
+  describe("KubeVela's duplicate sessions after a restart (server/sessions.ts)", () => {
+    const first = { namespace: "team-a", application: "web", step: "purge", session: "S1" };
+    const second = { ...first, session: "S2" };
+    const parameter = { url: "http://127.0.0.1:9/purge", method: "POST" };
+    const twoSessions = async (x: Executor) => {
+      for (const run of [first, second]) {
+        const a = await x.poll("http-request", parameter, { ...run, revision: "web-v1" } as never);
+        expect(a.status).to.equal(200);
+      }
+      return [await x.store.get(first), await x.store.get(second)];
+    };
+
+    it("without session confirmation, a second session moments after a first one polled once is the same run", async () => {
+      const [a, b] = await twoSessions(executor);
+      expect(a?.run.session).to.equal("S1");
+      expect(b, "S2 maps to S1: no record of its own").to.equal(undefined);
+    });
+
+    it("with session confirmation, each session is its own pending run: the one KubeVela stored is confirmed, whichever replica it reaches", async () => {
+      const confirming = await startExecutor({ confirmSessions: true });
+      try {
+        const [a, b] = await twoSessions(confirming);
+        expect(a).to.include({ attempts: 0, holder: "" });
+        expect(b).to.include({ attempts: 0, holder: "" });
+        expect(b?.run.session).to.equal("S2");
+      } finally {
+        await confirming.close();
+      }
+    });
+  });
 });

@@ -8,6 +8,7 @@ import { reply, startTarget, type Target } from "../fixtures/target.js";
 import { loadConfig } from "../../server/config.js";
 import { KubeRunStore, PHASE_LABEL, ReplicaLeases, leaseName } from "../../server/kube-run-store.js";
 import { MemoryRunStore, recordsToPrune, retentionDefaults, runKey } from "../../server/runs.js";
+import { ApplicationSessionProbe, holdsSession } from "../../server/session-probe.js";
 import { ApplicationWaker, FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/wake.js";
 import { httpRequest } from "../../steps/http-request.js";
 import { readObjectAndWait } from "../../steps/read-object-and-wait.js";
@@ -284,6 +285,41 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       const wait = runOf(ns.name, "confirm-app", "wait");
       await b.engine.poll(readObjectAndWait as never, wait, { apiVersion: "v1", kind: "ConfigMap", name: "absent", timeout: "1m" });
       expect(await b.store.get(wait)).to.include({ holder: "confirm-b", attempts: 1 });
+    });
+
+    it("session probe: a side effect starts as soon as KubeVela's status holds the session, without a second poll; never for a session KubeVela did not store", async () => {
+      // The real KubeVela controller stores a step status for this Application's workflow: a
+      // `suspend` step named `purge` keeps it there.
+      const { objects } = kubeClients();
+      await objects.create({
+        apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "probe-app", namespace: ns.name },
+        spec: { components: [], workflow: { steps: [{ name: "purge", type: "suspend" }] } },
+      } as never);
+      const stored = await until("KubeVela stored the step's session", async () => {
+        const app = (await objects.read({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "probe-app", namespace: ns.name } })) as {
+          status?: { workflow?: { steps?: { name: string; id: string }[] } };
+        };
+        return app.status?.workflow?.steps?.find((x) => x.name === "purge")?.id;
+      }, 60_000);
+      target = await startTarget((_r, res) => reply(res, 200, { ok: true }));
+      const waker = recordingWaker();
+      const probe = new ApplicationSessionProbe(kc);
+      const a = await start("probe-a", { confirmSessions: true, sessionProbe: probe, sessionProbeDelaysMs: [50, 50, 100, 200], waker });
+      const dropped: RunIdentity = { namespace: ns.name, application: "probe-app", step: "purge", session: "not-stored-by-kubevela" };
+      const kept: RunIdentity = { ...dropped, session: stored };
+      expect(await a.engine.poll(httpRequest as never, dropped, post(target.url))).to.deep.include({ phase: "running", message: "http-request: starting" });
+      expect(await a.engine.poll(httpRequest as never, kept, post(target.url))).to.deep.include({ phase: "running", message: "http-request: starting" });
+      await until("the stored session's request is sent", async () => target!.requests.length > 0);
+      const rec = await until("the run ends", async () => {
+        const r = await a.store.get(kept);
+        return r?.phase === "succeeded" && r;
+      });
+      expect(rec).to.include({ holder: "probe-a", attempts: 1, acknowledged: true });
+      expect(waker.woken, "its end wakes the Application, so KubeVela's next poll comes now").to.include(`${ns.name}/probe-app`);
+      await new Promise((r) => setTimeout(r, 600)); // every probe of the dropped session has looked
+      expect(target.requests, "one request: the session KubeVela did not store sends nothing").to.have.length(1);
+      expect(await a.store.get(dropped)).to.include({ holder: "", attempts: 0 });
+      expect(holdsSession([{ name: "group", id: "g", subSteps: [{ name: "purge", id: "x" }] }], "purge", "x"), "step groups' sub-steps count").to.equal(true);
     });
 
     it("the StepRun never holds a secret value: messages, outputs and the journal are redacted", async () => {
