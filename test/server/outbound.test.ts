@@ -3,6 +3,7 @@
 // here listens on 127.0.0.1; forbidden targets elsewhere (metadata) are refused before any packet.
 import { expect } from "chai";
 import { createHttpClient, ForbiddenAddressError, type HttpClient, type HttpClientOptions, type LookupFunction } from "../../server/http-client.js";
+import { ConfigError, loadConfig } from "../../server/config.js";
 import { AllowListError, classifyAddress, OutboundPolicy } from "../../server/outbound-policy.js";
 import { startDns, type LocalDns } from "../fixtures/dns.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
@@ -62,6 +63,22 @@ describe("outbound policy: address classes and the allow-list", () => {
   it("rejects a malformed allow-list entry, naming it", () => {
     expect(() => new OutboundPolicy({ allowLinkLocal: false, allow: ["10.0.0.0/33"] })).to.throw(AllowListError, /"10\.0\.0\.0\/33" is not a CIDR/);
     expect(() => new OutboundPolicy({ allowLinkLocal: false, allow: ["http://x"] })).to.throw(AllowListError, /"http:\/\/x"/);
+  });
+});
+
+describe("outbound configuration (flags and env)", () => {
+  const token = "0123456789abcdef0123";
+  it("is empty by default; --outbound-allow or STEP_EXECUTOR_OUTBOUND_ALLOW sets it, the flag wins", () => {
+    const cfg = (argv: string[], env: NodeJS.ProcessEnv = {}) => loadConfig(argv, { STEP_EXECUTOR_TOKEN: token, ...env }) as Exclude<ReturnType<typeof loadConfig>, "help">;
+    expect(cfg([]).outboundAllow).to.deep.equal([]);
+    expect(cfg([], { STEP_EXECUTOR_OUTBOUND_ALLOW: "10.0.0.0/8, hooks.svc ,*.corp.test" }).outboundAllow).to.deep.equal(["10.0.0.0/8", "hooks.svc", "*.corp.test"]);
+    expect(cfg(["--outbound-allow", "127.0.0.1"], { STEP_EXECUTOR_OUTBOUND_ALLOW: "10.0.0.0/8" }).outboundAllow).to.deep.equal(["127.0.0.1"]);
+    expect(cfg([])).to.include({ outboundHostConcurrency: 16, outboundHostQueue: 256 });
+  });
+
+  it("refuses a malformed entry at start-up, naming the flag", () => {
+    expect(() => loadConfig(["--outbound-allow", "10.0.0.0/99"], { STEP_EXECUTOR_TOKEN: token })).to.throw(ConfigError, /^--outbound-allow: outbound allow-list entry "10\.0\.0\.0\/99" is not a CIDR/);
+    expect(() => loadConfig(["--outbound-host-concurrency", "0"], { STEP_EXECUTOR_TOKEN: token })).to.throw(ConfigError, /--outbound-host-concurrency: "0" must be an integer >= 1/);
   });
 });
 
