@@ -56,6 +56,8 @@ export class Replica {
       "--import", "tsx", "server/main.ts", "--host", "127.0.0.1", "--port", String(this.port), "--identity", this.identity,
       "--lease-duration", o.leaseDuration, "--sweep-interval", o.sweepInterval, "--poll-interval", o.pollInterval,
       "--wake", o.wake ? "on" : "off", "--confirm-session", o.confirmSession ? "on" : "off", "--shutdown-grace", "5s",
+      // The targets are on loopback, which the executor refuses unless allowed.
+      "--outbound-allow", "127.0.0.1",
     ], { env: { ...process.env, STEP_EXECUTOR_TOKEN: this.token, STEP_EXECUTOR_LOG_LEVEL: process.env.RUNS_LOG_LEVEL ?? "info" }, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     const keep = (d: Buffer) => { this.out = (this.out + d.toString()).slice(-200_000); };

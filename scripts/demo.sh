@@ -32,7 +32,9 @@ log "starting the demo target (CDN + chat) on 127.0.0.1:$TARGET_PORT"
 DEMO_CDN_TOKEN=$CDN_TOKEN nohup node --import tsx scripts/demo-target.ts "$TARGET_PORT" >"$STATE/target.log" 2>&1 &
 echo $! >"$STATE/target.pid"
 log "starting the step executor on 127.0.0.1:$EXECUTOR_PORT (log: $STATE/executor.log)"
-STEP_EXECUTOR_TOKEN=$TOKEN nohup node --import tsx server/main.ts --host 127.0.0.1 --port "$EXECUTOR_PORT" >"$STATE/executor.log" 2>&1 &
+# The demo target is on loopback, which the executor refuses unless it is on the allow-list.
+STEP_EXECUTOR_TOKEN=$TOKEN nohup node --import tsx server/main.ts --host 127.0.0.1 --port "$EXECUTOR_PORT" \
+  --outbound-allow 127.0.0.1 >"$STATE/executor.log" 2>&1 &
 echo $! >"$STATE/executor.pid"
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$EXECUTOR_PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "http://127.0.0.1:$EXECUTOR_PORT/readyz" >/dev/null || { echo "error: the executor did not start; see $STATE/executor.log" >&2; exit 1; }

@@ -452,7 +452,7 @@ ensure_executor() {
   token=$(node -e 'console.log(require("crypto").randomBytes(24).toString("hex"))')
   log "starting the step executor on 127.0.0.1:$EXECUTOR_PORT"
   STEP_EXECUTOR_TOKEN=$token node --import tsx server/main.ts --host 127.0.0.1 --port "$EXECUTOR_PORT" \
-    --poll-interval 250ms --shutdown-grace 1s > "$tmp/executor.log" 2>&1 &
+    --poll-interval 250ms --shutdown-grace 1s --outbound-allow 127.0.0.1 > "$tmp/executor.log" 2>&1 &
   executor_pid=$!
   for _ in $(seq 1 150); do
     curl -fsS "http://127.0.0.1:$EXECUTOR_PORT/readyz" > /dev/null 2>&1 && break

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parseDuration } from "./duration.js";
+import { AllowListError, OutboundPolicy } from "./outbound-policy.js";
 
 export interface Config {
   host: string;
@@ -16,6 +17,11 @@ export interface Config {
   shutdownGraceMs: number;
   maxBodyBytes: number;
   allowLinkLocal: boolean;
+  /** Loopback/private/cluster-internal targets steps may call anyway (outbound-policy.ts). */
+  outboundAllow: string[];
+  /** Outbound requests in flight, and waiting, per target host. */
+  outboundHostConcurrency: number;
+  outboundHostQueue: number;
   /** Where run records live: "kube" (StepRuns, any number of replicas) or "memory" (one replica). */
   runStore: "kube" | "memory";
   /** This process's name as the holder of runs; default: host name plus a random part. */
@@ -50,6 +56,9 @@ const options = {
   "shutdown-grace": { type: "string", env: "STEP_EXECUTOR_SHUTDOWN_GRACE", default: "20s", help: "how long shutdown waits for running steps" },
   "max-body": { type: "string", env: "STEP_EXECUTOR_MAX_BODY_BYTES", default: "1048576", help: "largest request body accepted" },
   "allow-link-local": { type: "boolean", env: "STEP_EXECUTOR_ALLOW_LINK_LOCAL", help: "allow outbound calls to link-local (metadata) addresses" },
+  "outbound-allow": { type: "string", env: "STEP_EXECUTOR_OUTBOUND_ALLOW", default: "", help: "loopback/private/cluster-internal targets steps may call: comma-separated CIDRs, addresses, host names, *.suffix" },
+  "outbound-host-concurrency": { type: "string", env: "STEP_EXECUTOR_OUTBOUND_HOST_CONCURRENCY", default: "16", help: "outbound requests in flight per target host" },
+  "outbound-host-queue": { type: "string", env: "STEP_EXECUTOR_OUTBOUND_HOST_QUEUE", default: "256", help: "outbound requests waiting per target host; beyond it a request is refused and retried later" },
   "run-store": { type: "string", env: "STEP_EXECUTOR_RUN_STORE", default: "kube", help: "kube (StepRun records: several replicas, survives restarts) or memory (one replica)" },
   identity: { type: "string", env: "STEP_EXECUTOR_IDENTITY", help: "this process's name as holder of runs (default: host name + random)" },
   "lease-namespace": { type: "string", env: "STEP_EXECUTOR_LEASE_NAMESPACE", help: "namespace of the executors' Leases (default: the pod's, else vela-system)" },
@@ -104,6 +113,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port: "${get("port")}" is not a port number`);
   const maxBodyBytes = Number(get("max-body"));
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new ConfigError(`--max-body: "${get("max-body")}" must be an integer >= 1024`);
+  const outboundAllow = get("outbound-allow")!.split(",").map((e) => e.trim()).filter(Boolean);
+  try { new OutboundPolicy({ allowLinkLocal: false, allow: outboundAllow }); } catch (err) {
+    if (err instanceof AllowListError) throw new ConfigError(`--outbound-allow: ${err.message}`);
+    throw err;
+  }
+  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue", min: number) => {
+    const n = Number(get(k));
+    if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${k}: "${get(k)}" must be an integer >= ${min}`);
+    return n;
+  };
   const runStore = get("run-store");
   if (runStore !== "kube" && runStore !== "memory") throw new ConfigError(`--run-store: "${runStore}" is not kube or memory`);
   const onOff = (k: "wake" | "confirm-session") => {
@@ -134,6 +153,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     shutdownGraceMs: duration("shutdown-grace"),
     maxBodyBytes,
     allowLinkLocal: get("allow-link-local") === "true",
+    outboundAllow,
+    outboundHostConcurrency: positive("outbound-host-concurrency", 1),
+    outboundHostQueue: positive("outbound-host-queue", 0),
     runStore,
     leaseNamespace: leaseNamespace || "vela-system",
     leaseDurationMs,

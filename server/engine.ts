@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { describeError, TerminalError, UnavailableError } from "./errors.js";
 import type { HttpClient } from "./http-client.js";
-import type { KubeReader } from "./kube.js";
+import { kubeReaderForRun, type KubeReader } from "./kube.js";
 import { Redactor } from "./redact.js";
 import { sleep } from "./retry.js";
 import { runKey, selfOnly, StoreRejectedError, StoreUnavailableError, type Liveness, type RunRecord, type RunStore, type RunUpdate } from "./runs.js";
@@ -378,6 +378,8 @@ export class RunEngine {
     const active = new ActiveRun(record, store, this.identity, log, this.now, this.deps.progressWriteMs ?? 1_000);
     active.pure = kind.pure === true;
     const redactor = new Redactor();
+    // Every read of the run, Secrets included, as the Application's ServiceAccount if it names one.
+    const kube = kubeReaderForRun(this.deps.kube, record.run);
     const ctx: StepContext = {
       run: record.run,
       signal: active.signal,
@@ -391,8 +393,8 @@ export class RunEngine {
         if (m !== active.message) log.debug({ message: m }, "progress");
         active.progress(m);
       },
-      kube: this.deps.kube,
-      secrets: createSecretResolver(this.deps.kube, record.run.namespace, redactor),
+      kube,
+      secrets: createSecretResolver(kube, record.run.namespace, redactor),
       http: this.deps.http,
       log,
       tuning: this.deps.tuning,

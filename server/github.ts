@@ -3,13 +3,11 @@
 // poller per repository that follows the runs waiting steps care about with conditional requests
 // at a rate-limit-aware interval.
 import { createHash } from "node:crypto";
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/core";
 import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
-import { Agent, fetch as undiciFetch } from "undici";
-import { isLinkLocal } from "./http-client.js";
+import { createHttpClient, ForbiddenAddressError, type HttpClient, type HttpClientOptions } from "./http-client.js";
 
 /** The REST API version every request asks for; GHES 3.20 knows only this one. */
 export const GITHUB_API_VERSION = "2022-11-28";
@@ -49,8 +47,8 @@ export interface GithubOptions {
   tokenRefreshMarginMs: number;
   /** Clients unused for this long are dropped (their tokens and ETag caches with them). */
   clientIdleMs: number;
-  /** Link-local addresses (cloud metadata) are refused, as in http-client. */
-  allowLinkLocal: boolean;
+  /** The outbound policy and limits of the hub's own HttpClient, when it is not given one. */
+  outbound: Partial<HttpClientOptions>;
   /** Warnings from octokit (deprecations, retries). */
   warn: (message: string) => void;
   now: () => number;
@@ -73,7 +71,7 @@ export const githubDefaults = {
   maxRateLimitWaitMs: 15 * 60_000,
   tokenRefreshMarginMs: 5 * 60_000,
   clientIdleMs: 60 * 60_000,
-  allowLinkLocal: false,
+  outbound: {},
   warn: () => {},
   now: Date.now,
   random: Math.random,
@@ -108,9 +106,11 @@ export interface GithubFailure {
   retryAfterMs?: number;
   /** The request provably never left (connection refused, DNS failure, refused address). */
   notSent: boolean;
+  /** The executor's outbound policy refused the address (nothing was sent; retrying cannot help). */
+  forbidden?: boolean;
 }
 
-const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT", "ERR_FORBIDDEN_ADDRESS"]);
+const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT", "ERR_FORBIDDEN_ADDRESS", "ERR_HOST_BUSY"]);
 
 /** Classifies anything octokit throws. */
 export function describeGithubError(err: unknown, now: number = Date.now()): GithubFailure {
@@ -129,6 +129,9 @@ export function describeGithubError(err: unknown, now: number = Date.now()): Git
     const failure: GithubFailure = { status: res.status, message, rateLimited: secondary || primary || res.status === 429, notSent: false };
     if (retryAfterMs !== undefined) failure.retryAfterMs = retryAfterMs;
     return failure;
+  }
+  for (let c = err as { cause?: unknown } | undefined, depth = 0; c && depth < 5; c = c.cause as typeof c, depth++) {
+    if (c instanceof ForbiddenAddressError) return { status: 0, message: c.message, rateLimited: false, notSent: true, forbidden: true };
   }
   const code = networkCode(err);
   const message = e?.message ?? String(err);
@@ -538,30 +541,16 @@ function compareIds(a: string, b: string): number {
 export class GithubHub {
   readonly options: GithubOptions;
   private readonly clients = new Map<string, GithubClient>();
-  private readonly agent: Agent;
-  private readonly fetch: typeof fetch;
+  private readonly http: HttpClient;
+  /** The hub made its own HttpClient (no `http` given) and closes it. */
+  private readonly ownsHttp: boolean;
 
-  constructor(options: Partial<GithubOptions> = {}) {
-    this.options = { ...githubDefaults, ...options };
-    const allowLinkLocal = this.options.allowLinkLocal;
-    // Check the address actually dialled, after DNS, as http-client does.
-    const lookup = (hostname: string, opts: object, cb: (err: Error | null, address: string | LookupAddress[], family?: number) => void) => {
-      dnsLookup(hostname, { ...opts, all: true }, (err, addresses) => {
-        if (err) return cb(err, []);
-        const list = addresses as LookupAddress[];
-        const bad = allowLinkLocal ? undefined : list.find((a) => isLinkLocal(a.address));
-        if (bad) {
-          const e = Object.assign(new Error(`${hostname} resolves to ${bad.address}, a link-local address, which the executor refuses`), { code: "ERR_FORBIDDEN_ADDRESS" });
-          return cb(e, []);
-        }
-        const all = (opts as { all?: boolean }).all;
-        if (all) return cb(null, list);
-        cb(null, list[0]!.address, list[0]!.family);
-      });
-    };
-    this.agent = new Agent({ connect: { timeout: 10_000, lookup: lookup as never } });
-    const agent = this.agent;
-    this.fetch = ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: agent } as never)) as unknown as typeof fetch;
+  /** `http`: the executor's outbound client, so GitHub calls obey the same policy and host limits. */
+  constructor(options: Partial<GithubOptions> & { http?: HttpClient } = {}) {
+    const { http, ...rest } = options;
+    this.options = { ...githubDefaults, ...rest };
+    this.ownsHttp = !http;
+    this.http = http ?? createHttpClient({ ...this.options.outbound, connectTimeoutMs: 10_000 });
   }
 
   /** The client for these credentials (created on first use, shared after). */
@@ -573,7 +562,7 @@ export class GithubHub {
     this.prune();
     let c = this.clients.get(fingerprint);
     if (!c) {
-      c = new GithubClient(apiURL, credentials, this.options, this.fetch, `step-executor-${fingerprint}`);
+      c = new GithubClient(apiURL, credentials, this.options, this.http.fetch, `step-executor-${fingerprint}`);
       this.clients.set(fingerprint, c);
     }
     c.lastUsed = this.options.now();
@@ -594,6 +583,6 @@ export class GithubHub {
 
   async close() {
     this.clients.clear();
-    await this.agent.close();
+    if (this.ownsHttp) await this.http.close();
   }
 }

@@ -3,6 +3,10 @@
 import { createHash } from "node:crypto";
 import { Agent as HttpsAgent, type AgentOptions } from "node:https";
 import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, type Cluster, type KubernetesObject } from "@kubernetes/client-node";
+import { TerminalError } from "./errors.js";
+
+/** KubeVela applies an Application's resources as this ServiceAccount when the annotation is set. */
+export const SERVICE_ACCOUNT_ANNOTATION = "app.oam.dev/service-account-name";
 
 export interface ObjectRef {
   apiVersion: string;
@@ -18,7 +22,15 @@ export interface KubeReader {
   readObject(ref: ObjectRef): Promise<KubeObject | undefined>;
   /** A Secret's decoded data, or undefined when the Secret does not exist. */
   readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
+  /** The same reads, made as ServiceAccount `namespace/name` (Kubernetes impersonation). */
+  impersonating(namespace: string, name: string): KubeReader;
 }
+
+/**
+ * The impersonated ServiceAccount may not do a read (or the executor may not impersonate it): a
+ * fix of RBAC, not something waiting cures, so the step fails with what to grant.
+ */
+export class ForbiddenReadError extends TerminalError {}
 
 /** The API server does not serve this apiVersion/kind (a typo, or a CRD not installed yet). */
 export class UnknownKindError extends Error {}
@@ -59,9 +71,68 @@ function reuseConnections(kc: KubeConfig): void {
 }
 
 export function createKubeReader(kc: KubeConfig): KubeReader {
+  const impersonated = new Map<string, KubeReader>();
+  const root = makeReader(kc, undefined, (namespace, name) => {
+    const key = `${namespace}/${name}`;
+    let r = impersonated.get(key);
+    if (!r) {
+      // Bounded: a client per ServiceAccount in use; the oldest goes first.
+      if (impersonated.size >= 256) impersonated.delete(impersonated.keys().next().value!);
+      impersonated.set(key, (r = makeReader(impersonatingConfig(kc, `system:serviceaccount:${namespace}:${name}`), { namespace, name }, root.impersonating)));
+    }
+    return r;
+  });
+  return root;
+}
+
+/** A copy of `kc` whose current user sends Impersonate-User (the API server adds the ServiceAccount's groups). */
+function impersonatingConfig(kc: KubeConfig, user: string): KubeConfig {
+  const current = kc.getCurrentUser();
+  const copy = new KubeConfig();
+  copy.loadFromOptions({
+    clusters: kc.clusters,
+    contexts: kc.contexts,
+    currentContext: kc.currentContext,
+    users: kc.users.map((u) => (u.name === current?.name ? { ...u, impersonateUser: user } : u)),
+  });
+  reuseConnections(copy);
+  return copy;
+}
+
+/**
+ * The reads of one run: as the Application's ServiceAccount when the Application names one
+ * (annotation app.oam.dev/service-account-name, as KubeVela does for its applies), else as the
+ * executor. The Application is read once, on the run's first read; a failed look is retried.
+ */
+export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; application: string }): KubeReader {
+  let resolved: Promise<KubeReader> | undefined;
+  const reader = () => {
+    resolved ??= (async () => {
+      let app: KubeObject | undefined;
+      try {
+        app = await kube.readObject({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", name: run.application, namespace: run.namespace });
+      } catch (err) {
+        // No Application CRD: nothing to honour. Anything else: look again on the next read.
+        if (!(err instanceof UnknownKindError)) { resolved = undefined; throw err; }
+      }
+      const sa = app?.metadata?.annotations?.[SERVICE_ACCOUNT_ANNOTATION];
+      return sa ? kube.impersonating(run.namespace, sa) : kube;
+    })();
+    return resolved;
+  };
+  return {
+    readObject: async (ref) => (await reader()).readObject(ref),
+    readSecret: async (namespace, name) => (await reader()).readSecret(namespace, name),
+    impersonating: (namespace, name) => kube.impersonating(namespace, name),
+  };
+}
+
+function makeReader(kc: KubeConfig, as: { namespace: string; name: string } | undefined, impersonating: KubeReader["impersonating"]): KubeReader {
   const objects = KubernetesObjectApi.makeApiClient(kc);
   const core = kc.makeApiClient(CoreV1Api);
+  const wrap = (err: unknown, what: string) => as ? forbidden(err, what, as) ?? wrapError(err, what) : wrapError(err, what);
   return {
+    impersonating,
     async readObject(ref) {
       try {
         return (await objects.read({
@@ -71,6 +142,9 @@ export function createKubeReader(kc: KubeConfig): KubeReader {
         })) as KubeObject;
       } catch (err) {
         if (isObjectNotFound(err)) return undefined;
+        // Before the kind check: a refused impersonation fails discovery too, with a 403.
+        const denied = as && forbidden(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}`, as);
+        if (denied) throw denied;
         if (err instanceof Error && /Unrecognized API version and kind|Failed to fetch resource metadata/i.test(err.message)) {
           throw new UnknownKindError(`the API server does not serve kind ${ref.kind} in ${ref.apiVersion}`, { cause: err });
         }
@@ -103,8 +177,26 @@ function isObjectNotFound(err: unknown): boolean {
   }
 }
 
+/** A 403 met while impersonating, explained: who was refused what, and what to grant. */
+function forbidden(err: unknown, what: string, as: { namespace: string; name: string }): ForbiddenReadError | undefined {
+  if (!(err instanceof ApiException) || err.code !== 403) return undefined;
+  let reason = "";
+  try {
+    const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
+    reason = typeof body?.message === "string" ? body.message : "";
+  } catch { /* body was not JSON */ }
+  const sa = `ServiceAccount ${as.namespace}/${as.name}`;
+  const from = `(the Application's annotation ${SERVICE_ACCOUNT_ANNOTATION}; the executor reads as it, as KubeVela applies as it)`;
+  if (/cannot impersonate/.test(reason)) {
+    return new ForbiddenReadError(`${what}: the executor may not impersonate ${sa} ${from}: ${reason}; grant the executor's ClusterRole impersonate on serviceaccounts (addon/resources/rbac.cue)`);
+  }
+  const m = /cannot (\w+) resource "([^"]+)"(?: in API group "([^"]*)")?/.exec(reason);
+  const grant = m ? `grant ${sa} ${m[1]} on ${m[2]}${m[3] ? ` (API group ${m[3]})` : ""} in namespace ${as.namespace} (a Role and RoleBinding)` : `grant ${sa} read access to it`;
+  return new ForbiddenReadError(`${what}: ${sa} ${from} may not read it (${reason || "HTTP 403 Forbidden"}); ${grant}`);
+}
+
 /** Keeps the API server's reason but not the whole response dump the client puts in messages. */
-function wrap(err: unknown, what: string): Error {
+function wrapError(err: unknown, what: string): Error {
   if (err instanceof ApiException) {
     let reason = "";
     try {

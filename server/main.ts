@@ -40,7 +40,12 @@ async function main() {
     process.stderr.write(`step-executor: cannot load a kubeconfig (${(err as Error).message}); set KUBECONFIG or --kubeconfig, or run in a cluster\n`);
     process.exit(2);
   }
-  const http = createHttpClient({ allowLinkLocal: config.allowLinkLocal });
+  const http = createHttpClient({
+    allowLinkLocal: config.allowLinkLocal,
+    allow: config.outboundAllow,
+    hostConcurrency: config.outboundHostConcurrency,
+    hostQueue: config.outboundHostQueue,
+  });
   const retention = { retentionMs: config.runRetentionMs, maxFinished: config.runMaxFinished };
   const waker = config.wake ? new ApplicationWaker(kc, log) : noWake;
   let leases: ReplicaLeases | undefined;
@@ -77,7 +82,7 @@ async function main() {
   });
   await once(server, "listening");
   const addr = server.address() as AddressInfo;
-  log.info({ address: addr.address, port: addr.port, kinds: [...stepKinds.keys()], runStore: config.runStore, wake: config.wake }, "step executor listening");
+  log.info({ address: addr.address, port: addr.port, kinds: [...stepKinds.keys()], runStore: config.runStore, wake: config.wake, outboundAllow: config.outboundAllow }, "step executor listening");
   // Resumes runs whose executor is gone (wakes their Applications so the next poll takes them over).
   if (config.runStore === "kube") engine.startSweeping(config.sweepIntervalMs);
 

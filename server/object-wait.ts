@@ -4,7 +4,7 @@
 import { compileCondition, compileExpression, ExpressionEvalError, type CompiledCondition, type CompiledExpression } from "./cel.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { describeError, InputError } from "./errors.js";
-import { UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
+import { ForbiddenReadError, UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
 import { readiness } from "./readiness.js";
 import type { RunIdentity, StepContext, StepResult } from "../steps/types.js";
 
@@ -96,7 +96,7 @@ export async function waitForObject(ctx: StepContext, p: PreparedWait): Promise<
     try {
       verdict = judgeObject(p, await ctx.kube.readObject(p.ref));
     } catch (err) {
-      if (ctx.signal.aborted) throw err;
+      if (ctx.signal.aborted || err instanceof ForbiddenReadError) throw err;
       verdict = err instanceof UnknownKindError
         ? `waiting: ${err.message} (check apiVersion and kind, or install its CRD)`
         : `waiting for ${describeRef(p.ref)}: ${describeError(err)}`;

@@ -6,7 +6,7 @@ import { isIP } from "node:net";
 import { formatDuration, parseDuration } from "../server/duration.js";
 import { InputError, TerminalError } from "../server/errors.js";
 import { describeGithubError, GithubCallError, GithubHub, type GithubClient, type GithubCredentials, type GithubFailure, type WorkflowRun } from "../server/github.js";
-import { isLinkLocal } from "../server/http-client.js";
+import { isLinkLocal, type HttpClient } from "../server/http-client.js";
 import { retryDelay, type BackoffOptions } from "../server/retry.js";
 import { SecretMissingError } from "../server/secrets.js";
 import { schemas } from "./generated/index.js";
@@ -351,6 +351,7 @@ class Runner {
       } catch (err) {
         if (this.signal.aborted) throw err;
         const f = describeGithubError(err, ctx.now());
+        if (f.forbidden) throw new TerminalError(`cannot dispatch ${p.what}: ${f.message}. Nothing was dispatched`);
         if ((f.status === 400 || f.status === 422) && mode.kind === "workflow") {
           // Refusals that prove nothing was dispatched and that a leaner request may pass.
           if (runDetails && /return_run_details/.test(f.message)) {
@@ -497,7 +498,13 @@ class Runner {
   }
 }
 
-let defaultHub: GithubHub | undefined;
+/** One hub per executor HttpClient, so GitHub calls share its outbound policy and host limits. */
+const hubs = new WeakMap<HttpClient, GithubHub>();
+function hubFor(http: HttpClient): GithubHub {
+  let hub = hubs.get(http);
+  if (!hub) hubs.set(http, (hub = new GithubHub({ http })));
+  return hub;
+}
 
 /** The step kind with its own options (tests shrink the intervals); `githubActions` uses the defaults. */
 export function createGithubActionsStep(options: Partial<GithubActionsOptions> = {}): StepKind<GithubActionsParameter, Prepared> {
@@ -507,7 +514,7 @@ export function createGithubActionsStep(options: Partial<GithubActionsOptions> =
     description: "Dispatch a GitHub Actions workflow (or repository_dispatch event) and wait for the run's conclusion",
     schema: schemas["github-actions"],
     prepare,
-    execute: (ctx, p) => new Runner(ctx, p, { ...o, hub: o.hub ?? (defaultHub ??= new GithubHub()) }).run(),
+    execute: (ctx, p) => new Runner(ctx, p, { ...o, hub: o.hub ?? hubFor(ctx.http) }).run(),
   };
 }
 

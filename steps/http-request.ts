@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { compileCondition, compileExpression, ExpressionEvalError, type CompiledCondition, type CompiledExpression } from "../server/cel.js";
 import { parseDuration, formatDuration } from "../server/duration.js";
 import { describeError, InputError, TerminalError } from "../server/errors.js";
-import { ForbiddenAddressError, type OutboundResponse } from "../server/http-client.js";
+import { ForbiddenAddressError, HostBusyError, type OutboundResponse } from "../server/http-client.js";
 import { parseRetryAfter, retryDelay } from "../server/retry.js";
 import { SecretMissingError, type SecretKeyRef } from "../server/secrets.js";
 import { schemas } from "./generated/index.js";
@@ -167,7 +167,8 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       if (err instanceof ForbiddenAddressError) throw new TerminalError(`${what}: ${err.message}`);
-      last = networkError(err, p.timeoutMs);
+      // Not sent: too many requests to this host at once; retried like a network error.
+      last = err instanceof HostBusyError ? err.message : networkError(err, p.timeoutMs);
     }
     if (res) {
       const verdict = judge(p, res);

@@ -91,7 +91,9 @@ export async function startExecutor(options: ExecutorOptions = {}): Promise<Benc
   const nodeFlags = ["--expose-gc"];
   if (options.cpuProfDir) nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`);
   const entry = runtime === "compiled" ? [COMPILED_ENTRY] : ["--import", "tsx", "bench/lib/executor-process.ts"];
-  const args = [...nodeFlags, ...entry, "--host", "127.0.0.1", "--port", String(options.port ?? 0), "--log-level", "warn", "--shutdown-grace", "1s", ...(options.flags ?? [])];
+  const args = [...nodeFlags, ...entry, "--host", "127.0.0.1", "--port", String(options.port ?? 0), "--log-level", "warn", "--shutdown-grace", "1s",
+    // The benches' targets are on loopback, which the executor refuses unless allowed.
+    ...(hasFlag("outbound-allow") ? ["--outbound-allow", "127.0.0.1"] : []), ...(options.flags ?? [])];
   const child: ChildProcess = spawn(process.execPath, args, {
     env: { ...process.env, ...options.env, STEP_EXECUTOR_TOKEN: token },
     stdio: ["ignore", "pipe", "pipe"],

@@ -52,6 +52,7 @@ describe("addon: the addon Application", function () {
       ["step-executor-rbac", "k8s-objects"],
       ["step-executor-deployment", "k8s-objects"],
       ["step-executor-service", "k8s-objects"],
+      ["step-executor-network-policy", "k8s-objects"],
     ]);
     expect(find(app, "ConfigMap", "step-executor")).to.deep.include({ data: { url: "http://step-executor.vela-system.svc:8080" } });
     expect(find(app, "Secret", "step-executor-token")).to.deep.include({ data: { token: Buffer.from(TOKEN).toString("base64") } });
@@ -88,6 +89,7 @@ describe("addon: the addon Application", function () {
     expect(writes).to.deep.equal([
       { apiGroups: ["step-executor.oam.dev"], resources: ["stepruns"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
       { apiGroups: ["core.oam.dev"], resources: ["applications"], verbs: ["get", "patch"] },
+      { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] },
     ]);
     expect(role.rules).to.deep.include({ apiGroups: [""], resources: ["secrets"], verbs: ["get"] });
     const leases = find(app, "Role", "step-executor") as Obj & { rules: unknown[] };
@@ -95,6 +97,30 @@ describe("addon: the addon Application", function () {
     expect(leases.rules).to.deep.equal([{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "list", "create", "update", "patch", "delete"] }]);
     const binding = find(app, "ClusterRoleBinding", "step-executor") as Obj & { subjects: unknown[]; roleRef: unknown };
     expect(binding.subjects).to.deep.equal([{ kind: "ServiceAccount", name: "step-executor", namespace: "vela-system" }]);
+  });
+
+  it("admits ingress to the executor only from KubeVela's controller pods, plus an optional metrics namespace", async () => {
+    const policy = (app: App) => find(app, "NetworkPolicy", "step-executor") as Obj & { spec: any };
+    const deploy = find(await render({ token: TOKEN }), "Deployment", "step-executor") as Obj & { spec: any };
+    const controllerOnly = {
+      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "vela-system" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "vela-core" } } }],
+      ports: [{ port: 8080, protocol: "TCP" }],
+    };
+    const plain = policy(await render({ token: TOKEN }));
+    expect(plain.metadata.namespace).to.equal("vela-system");
+    expect(plain.spec).to.deep.equal({ podSelector: deploy.spec.selector, policyTypes: ["Ingress"], ingress: [controllerOnly] });
+    const scraped = policy(await render({ token: TOKEN, metricsNamespace: "monitoring" }));
+    expect(scraped.spec.ingress).to.deep.equal([controllerOnly, {
+      from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }],
+      ports: [{ port: 8080, protocol: "TCP" }],
+    }]);
+    expect(find(await render({ token: TOKEN, executorURL: "http://127.0.0.1:18080" }), "NetworkPolicy", "step-executor")).to.equal(undefined);
+  });
+
+  it("passes the outbound allow-list to the executor (empty by default: loopback and private targets refused)", async () => {
+    const env = async (args: Record<string, unknown>) => ((find(await render({ token: TOKEN, ...args }), "Deployment", "step-executor") as Obj & { spec: any }).spec.template.spec.containers[0].env as unknown[]);
+    expect(await env({})).to.deep.include({ name: "STEP_EXECUTOR_OUTBOUND_ALLOW", value: "" });
+    expect(await env({ outboundAllow: "10.20.0.0/16,hooks.shop.svc" })).to.deep.include({ name: "STEP_EXECUTOR_OUTBOUND_ALLOW", value: "10.20.0.0/16,hooks.shop.svc" });
   });
 
   it("with executorURL: only the ConfigMap (pointing there), the Secret and the StepRun CRD", async () => {
@@ -163,7 +189,7 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
 
   it("makes the parameter schema (every parameter documented) and one definition per addon/definitions/*.cue", async () => {
     const r = await render({ token: TOKEN });
-    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["executorURL", "image", "imagePullPolicy", "replicas", "token"]);
+    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["executorURL", "image", "imagePullPolicy", "metricsNamespace", "outboundAllow", "replicas", "token"]);
     for (const [name, p] of Object.entries(r.parameterSchema.properties)) expect(p.description, name).to.be.a("string").and.not.empty;
     const kinds = readdirSync(join(root, "addon/definitions")).filter((f) => f.endsWith(".cue")).map((f) => f.slice(0, -4)).sort();
     expect(kinds).to.include.members(["apply-and-wait", "github-actions", "http-request", "read-object-and-wait"]);
@@ -175,8 +201,14 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
   it("renders the in-cluster executor, or only the configuration with executorURL", async () => {
     const inCluster = await render({ token: TOKEN });
     expect(inCluster.application.spec.components.map((c) => c.name)).to.deep.equal([
-      "step-executor-config", "step-executor-crd", "step-executor-rbac", "step-executor-deployment", "step-executor-service",
+      "step-executor-config", "step-executor-crd", "step-executor-rbac", "step-executor-deployment", "step-executor-service", "step-executor-network-policy",
     ]);
+    const policy = inCluster.application.spec.components.at(-1)!.properties.objects[0] as Obj & { spec: { ingress: { from: unknown[] }[] } };
+    expect(policy.kind).to.equal("NetworkPolicy");
+    expect(policy.spec.ingress[0]!.from).to.deep.equal([{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "vela-system" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "vela-core" } } }]);
+    const scraped = await render({ token: TOKEN, metricsNamespace: "monitoring" });
+    const scrapedPolicy = scraped.application.spec.components.at(-1)!.properties.objects[0] as typeof policy;
+    expect(scrapedPolicy.spec.ingress.map((i) => i.from)).to.deep.equal([policy.spec.ingress[0]!.from, [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } }]]);
     const local = await render({ token: TOKEN, executorURL: "http://127.0.0.1:18080" });
     expect(local.application.spec.components.map((c) => c.name)).to.deep.equal(["step-executor-config", "step-executor-crd"]);
     expect(local.application.spec.components[0]!.properties.objects[0]).to.deep.include({ data: { url: "http://127.0.0.1:18080" } });

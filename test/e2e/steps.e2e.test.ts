@@ -98,6 +98,37 @@ describe("e2e: the addon on the real KubeVela controller", function () {
     expect(everything).not.to.contain("e2e-very-secret-4f1c9a");
   });
 
+  it("a tenant's Application in namespace A cannot use a Secret of namespace B: its steps fail with a clear message and B's value appears nowhere", async () => {
+    const b = await tempNamespace("e2e-tenant-b");
+    try {
+      const value = "tenant-b-secret-9d2e71";
+      await kubeClients().core.createNamespacedSecret({ namespace: b.name, body: { metadata: { name: "b-token" }, stringData: { token: value } } });
+      const name = "cross-ns";
+      await applyYaml(application(ns.name, name, [
+        // A Secret reference has no namespace: naming one is refused; by name, it is looked up in A.
+        { name: "by-namespace", type: "http-request", properties: { url: `${target.url}/notify`, retries: 0, secretHeaders: { Authorization: { name: "b-token", key: "token", namespace: b.name } } } },
+      ]));
+      const s = await waitForApp(ns.name, name, (x) => step0(x, "by-namespace")?.phase === "failed" && finished(x));
+      expect(step(s, "by-namespace").message).to.equal('parameter.secretHeaders.Authorization: unknown field "namespace"');
+      const read = "cross-ns-read";
+      await applyYaml(application(ns.name, read, [
+        { name: "read-b", type: "read-object-and-wait", properties: { apiVersion: "v1", kind: "Secret", name: "b-token", namespace: b.name } },
+      ]));
+      const r = await waitForApp(ns.name, read, (x) => step0(x, "read-b")?.phase === "failed" && finished(x));
+      expect(step(r, "read-b").message).to.match(/not the Application's namespace|steps do not read Secrets/);
+      const everything = [
+        await kubectl(["get", "application", name, read, "-n", ns.name, "-o", "json"]),
+        await kubectl(["get", "events", "-n", ns.name, "-o", "json"]),
+        await vela("status", name, "-n", ns.name),
+        executor.logs(),
+      ].join("\n");
+      expect(everything).not.to.contain(value);
+      expect(everything).not.to.contain(Buffer.from(value).toString("base64"));
+    } finally {
+      await b.delete();
+    }
+  });
+
   it("fails on an invalid parameter with a message naming the field", async () => {
     const name = "bad-param";
     await applyYaml(application(ns.name, name, [{ name: "call", type: "http-request", properties: { url: `${target.url}/notify`, successCondition: "response.status ==" } }]));

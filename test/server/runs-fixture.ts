@@ -62,7 +62,7 @@ export async function startKubeExecutor(identity: string, namespace: string, opt
   const leases = new ReplicaLeases(kc, log, { identity, namespace: "default", durationMs: options.leaseMs ?? 2_000, requestTimeoutMs: 10_000 });
   await leases.start();
   const store = new KubeRunStore(kc, log, { namespace }); // the sweep sees this test's records only
-  const http = createHttpClient({});
+  const http = createHttpClient({ allow: ["127.0.0.1"] }); // test targets are on loopback
   const engine = new RunEngine({
     store, kube: createKubeReader(kc), http, log,
     tuning: { pollIntervalMs: 100, secretWaitMs: 2_000 }, firstAnswerWaitMs: 0,

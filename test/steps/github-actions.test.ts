@@ -37,7 +37,8 @@ function repos(): FakeRepo[] {
 }
 
 /** Short intervals for tests; the defaults are 10 s polls and real Retry-After waits. */
-const fastHub: Partial<GithubOptions> = { pollIntervalMs: 100, searchIntervalMs: 50, retryBaseMs: 10, maxPollIntervalMs: 1_000, rateLimitReserve: 10 };
+// The local GitHub runs on 127.0.0.1, which the executor refuses unless allowed.
+const fastHub: Partial<GithubOptions> = { outbound: { allow: ["127.0.0.1"] }, pollIntervalMs: 100, searchIntervalMs: 50, retryBaseMs: 10, maxPollIntervalMs: 1_000, rateLimitReserve: 10 };
 const fastStep: Partial<GithubActionsOptions> = { correlationTimeoutMs: 2_000, dispatchBackoff: { initialMs: 50, maxMs: 200 } };
 
 describe("github-actions", function () {
@@ -124,6 +125,16 @@ describe("github-actions", function () {
     expect(answer.body.phase).to.equal("succeeded");
     expect(answer.body.outputs).to.deep.equal({ runId: run.id, runUrl: `${env.fake.url}/acme/app/actions/runs/${run.id}`, status: "queued", conclusion: "" });
     expect(env.fake.calls("GET", /actions\/runs/)).to.have.length(0);
+  });
+
+  it("an apiURL the outbound policy forbids (loopback, no allow-list) fails at once, saying how to allow it; nothing reaches the server", async () => {
+    env = await setup({ hub: { outbound: {} } });
+    const { answer } = await env.run({ workflow: "deploy.yaml", ref: "main" });
+    expect(answer.body.phase).to.equal("failed");
+    expect(answer.body.message).to.equal(`cannot dispatch acme/app deploy.yaml: 127.0.0.1 is a loopback address, which the executor refuses by default; to allow it, add "127.0.0.1" to ` +
+      "the executor's outbound allow-list (addon parameter outboundAllow, executor flag --outbound-allow or env STEP_EXECUTOR_OUTBOUND_ALLOW). Nothing was dispatched");
+    expect(env.fake.calls("POST", /./)).to.have.length(0);
+    expect(env.fake.calls("GET", /./)).to.have.length(0);
   });
 
   describe("GitHub refuses the dispatch", () => {

@@ -111,7 +111,56 @@ describe("http-request", function () {
   it("refuses link-local (cloud metadata) targets without sending anything", async () => {
     const { answer } = await executor.pollUntilDone("http-request", { url: "http://169.254.169.254/latest/meta-data/" });
     expect(answer.body.phase).to.equal("failed");
-    expect(answer.body.message).to.match(/169\.254\.169\.254 is a link-local address, which the executor refuses/);
+    expect(answer.body.message).to.equal("GET http://169.254.169.254/latest/meta-data/: 169.254.169.254 is a link-local address (cloud metadata service), which the executor always refuses; " +
+      "an operator can lift this only with the executor flag --allow-link-local (env STEP_EXECUTOR_ALLOW_LINK_LOCAL)");
+  });
+
+  describe("under the default outbound policy (no allow-list)", () => {
+    let strict: Executor;
+    before(async () => { strict = await startExecutor({ http: { allow: [] } }); });
+    after(async () => { await strict.close(); });
+
+    it("fails on a loopback target at once, naming the addon parameter that allows it; nothing is sent", async () => {
+      target = await startTarget((_r, res) => reply(res, 200, "ok"));
+      const { answer } = await strict.pollUntilDone("http-request", { url: `${target.url}/hook`, method: "POST", ...fast });
+      expect(answer.body.phase).to.equal("failed");
+      expect(answer.body.message).to.equal(`POST ${target.url}/hook: 127.0.0.1 is a loopback address, which the executor refuses by default; to allow it, add "127.0.0.1" to ` +
+        "the executor's outbound allow-list (addon parameter outboundAllow, executor flag --outbound-allow or env STEP_EXECUTOR_OUTBOUND_ALLOW)");
+      expect(target.requests).to.have.length(0);
+    });
+
+    it("fails on localhost and on a cluster Service name", async () => {
+      target = await startTarget((_r, res) => reply(res, 200, "ok"));
+      const local = await strict.pollUntilDone("http-request", { url: `http://localhost:${new URL(target.url).port}/`, ...fast });
+      expect(local.answer.body.message).to.match(/: localhost resolves to (127\.0\.0\.1|::1), which is a loopback address, which the executor refuses by default/);
+      const svc = await strict.pollUntilDone("http-request", { url: "http://step-executor.vela-system.svc:8080/v1/steps/http-request", ...fast });
+      expect(svc.answer.body.message).to.match(/step-executor\.vela-system\.svc is a cluster-internal name, which the executor refuses by default; to allow it, add "step-executor\.vela-system\.svc" \(or "\*\.svc"\) to .*outboundAllow/);
+      expect(target.requests).to.have.length(0);
+    });
+  });
+
+  it("a request refused by the per-host queue is not sent; the step retries it with a clear message", async () => {
+    const busy = await startExecutor({ http: { hostConcurrency: 1, hostQueue: 0 } });
+    try {
+      let release: (() => void) | undefined;
+      const held = new Promise<void>((r) => { release = r; });
+      target = await startTarget(async (req, res) => {
+        if (req.path === "/slow") await held;
+        reply(res, 200, "ok");
+      });
+      const slow = busy.pollUntilDone("http-request", { url: `${target.url}/slow`, timeout: "10s" });
+      while (target.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+      const quick = busy.pollUntilDone("http-request", { url: `${target.url}/quick`, retries: 5, backoff: "200ms", maxBackoff: "200ms" });
+      await new Promise((r) => setTimeout(r, 150));
+      release!();
+      const [s, q] = await Promise.all([slow, quick]);
+      expect(s.answer.body.phase).to.equal("succeeded");
+      expect(q.answer.body.phase).to.equal("succeeded");
+      expect(q.messages.some((m) => /^attempt 1\/6: GET .*\/quick: 1 requests to 127\.0\.0\.1:\d+ are in flight and 0 more are waiting, the executor's limit per host \(flags --outbound-host-concurrency, --outbound-host-queue\); this one was not sent; retrying in \d+ms$/.test(m)), q.messages.join("\n")).to.equal(true);
+      expect(target.requests.map((r) => r.path)).to.deep.equal(["/slow", "/quick"]);
+    } finally {
+      await busy.close();
+    }
   });
 
   describe("with Secrets", () => {
