@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds etcd, kube-apiserver, kube-controller-manager, KubeVela's controller (vela-core) and
-# the vela CLI from their Go modules (no container runtime, no binary downloads here), and
+# the vela CLI from their Go modules (no container runtime, no binary downloads here) — and, for
+# the in-cluster mode's fake nodes (`fake-nodes`), kube-scheduler and kwok — and
 # caches them under ~/.cache/step-executor/<component>-<version>/. A cache directory is
 # published by an atomic rename only after every binary in it built, so a half-built cache is
 # never mistaken for a good one.
@@ -45,20 +46,21 @@ GOMOD
   go build -trimpath -ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" -o "$out/etcd" go.etcd.io/etcd/server/v3
 }
 
-build_kubernetes() {
-  local minor staging
+# kubernetes_build CMD...: a wrapper module requiring k8s.io/kubernetes with these commands as
+# tools, its staging modules pinned; then `go build` of them.
+kubernetes_build() {
+  local minor staging cmd tools=""
   minor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
   staging="v0.${KUBERNETES_VERSION#v1.}"
+  for cmd in "$@"; do tools="$tools	k8s.io/kubernetes/cmd/$cmd
+"; done
   cat > go.mod <<GOMOD
 module local/k8s-bins
 go 1.24.0
 godebug default=go1.24
 require k8s.io/kubernetes $KUBERNETES_VERSION
 tool (
-	k8s.io/kubernetes/cmd/kube-apiserver
-	k8s.io/kubernetes/cmd/kube-controller-manager
-	k8s.io/kubernetes/cmd/kubectl
-)
+$tools)
 GOMOD
   # k8s.io/kubernetes requires its 31 staging modules at v0.0.0 and replaces them with local
   # paths; only the main module's replaces apply, so pin each to the matching release here.
@@ -75,9 +77,36 @@ GOMOD
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldf="$ldf -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  log "kubernetes: compiling kube-apiserver, kube-controller-manager, kubectl"
-  go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags="$ldf" -o "$out/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+  log "kubernetes: compiling $*"
+  # The same flags for every component: packages they share come from Go's build cache.
+  go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags="$ldf" -o "$out/" "${@/#/k8s.io/kubernetes/cmd/}"
+}
+
+build_kubernetes() { kubernetes_build kube-apiserver kube-controller-manager kubectl; }
+
+# Fake nodes (scripts/control-plane fake-nodes): the scheduler places pods on kwok's nodes, and
+# kwok plays their kubelets (pods become Running and Ready; nothing runs).
+build_kube_scheduler() { kubernetes_build kube-scheduler; }
+
+build_kwok() {
+  cat > go.mod <<GOMOD
+module local/kwok-bin
+go 1.26.0
+require sigs.k8s.io/kwok $KWOK_VERSION
+tool sigs.k8s.io/kwok/cmd/kwok
+GOMOD
+  log "kwok: resolving modules"; go mod tidy
+  log "kwok: compiling"
+  go build -trimpath -ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok
+  # kwokctl's default behaviour: nodes become Ready and keep their leases; pods become Ready,
+  # complete, and go away when deleted. The stages ship in the module.
+  local dir f
+  dir=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  for f in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    printf -- '---\n' >> "$out/stages.yaml"
+    cat "$dir/kustomize/stage/$f.yaml" >> "$out/stages.yaml"
+  done
+  chmod -R u+w "$out"
 }
 
 build_kubevela() {
@@ -123,9 +152,12 @@ case "${1:-all}" in
   etcd) build_component etcd "$ETCD_VERSION" build_etcd ;;
   kubernetes) build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
   kubevela) build_component kubevela "$KUBEVELA_VERSION" build_kubevela ;;
+  fake-nodes)
+    build_component kube-scheduler "$KUBERNETES_VERSION" build_kube_scheduler
+    build_component kwok "$KWOK_VERSION" build_kwok ;;
   all)
     build_component etcd "$ETCD_VERSION" build_etcd
     build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
     build_component kubevela "$KUBEVELA_VERSION" build_kubevela ;;
-  *) echo "usage: $0 [all|etcd|kubernetes|kubevela]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|etcd|kubernetes|kubevela|fake-nodes]" >&2; exit 2 ;;
 esac

@@ -11,6 +11,9 @@ trap cleanup EXIT
 scripts/control-plane up || { echo "error: the local control plane did not start (see messages above)" >&2; exit 1; }
 started=1
 eval "$(scripts/control-plane env)"
+# The in-cluster e2e test starts fake nodes (kube-scheduler + kwok) itself; build them here, so a
+# cold build shows its progress instead of running inside a test's timeout.
+bash scripts/build-control-plane.sh fake-nodes || { echo "error: could not build kube-scheduler and kwok (see messages above)" >&2; exit 1; }
 
 echo "[test] type-checking"
 npx tsc -p tsconfig.json --noEmit || exit 1

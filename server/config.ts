@@ -39,11 +39,14 @@ export interface Config {
   wake: boolean;
   /** Steps with side effects start on the second poll of a session, once KubeVela stored it. */
   confirmSession: boolean;
+  /** Kubernetes Events on the Application for a step's start, retries and end. */
+  events: boolean;
 }
 
 const SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-const options = {
+/** Every flag: its environment variable, default and help (usage() and docs/configuration.md). */
+export const configOptions = {
   host: { type: "string", env: "STEP_EXECUTOR_HOST", default: "0.0.0.0", help: "address to listen on" },
   port: { type: "string", env: "STEP_EXECUTOR_PORT", default: "8080", help: "port to listen on" },
   token: { type: "string", env: "STEP_EXECUTOR_TOKEN", help: "shared token (comma-separated: current,previous)" },
@@ -68,13 +71,14 @@ const options = {
   "run-max-finished": { type: "string", env: "STEP_EXECUTOR_RUN_MAX_FINISHED", default: "5000", help: "most records of finished runs kept" },
   wake: { type: "string", env: "STEP_EXECUTOR_WAKE", default: "on", help: "on|off: annotate the Application when a run finishes so KubeVela polls at once" },
   "confirm-session": { type: "string", env: "STEP_EXECUTOR_CONFIRM_SESSION", default: "on", help: "on|off: side effects wait for KubeVela's second poll (off: ~1 s faster, not safe across a controller restart)" },
+  events: { type: "string", env: "STEP_EXECUTOR_EVENTS", default: "on", help: "on|off: Kubernetes Events on the Application for a step's start, retries and end" },
   help: { type: "boolean", env: "", help: "show this help" },
 } as const;
 
 export class ConfigError extends Error {}
 
 export function usage(): string {
-  return "usage: step-executor [flags]\n" + Object.entries(options)
+  return "usage: step-executor [flags]\n" + Object.entries(configOptions)
     .map(([k, o]) => `  --${k.padEnd(18)} ${o.help}${o.env ? ` (env ${o.env}` + ("default" in o ? `, default ${o.default})` : ")") : ""}`)
     .join("\n");
 }
@@ -82,19 +86,19 @@ export function usage(): string {
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "help" {
   let values: Record<string, string | boolean | undefined>;
   try {
-    const parseOpts = Object.fromEntries(Object.entries(options).map(([k, o]) => [k, { type: o.type }]));
+    const parseOpts = Object.fromEntries(Object.entries(configOptions).map(([k, o]) => [k, { type: o.type }]));
     values = parseArgs({ args: argv, options: parseOpts as never, strict: true, allowPositionals: false }).values as never;
   } catch (err) {
     throw new ConfigError(`${(err as Error).message}\n${usage()}`);
   }
   if (values.help) return "help";
-  const get = (k: keyof typeof options): string | undefined => {
-    const o = options[k];
+  const get = (k: keyof typeof configOptions): string | undefined => {
+    const o = configOptions[k];
     const v = values[k] ?? (o.env ? env[o.env] : undefined);
     if (typeof v === "boolean") return v ? "true" : "false";
     return v ?? ("default" in o ? o.default : undefined);
   };
-  const duration = (k: keyof typeof options) => {
+  const duration = (k: keyof typeof configOptions) => {
     try { return parseDuration(get(k)!, `--${k}`); } catch (err) { throw new ConfigError((err as Error).message); }
   };
   let tokenText = get("token");
@@ -125,7 +129,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   };
   const runStore = get("run-store");
   if (runStore !== "kube" && runStore !== "memory") throw new ConfigError(`--run-store: "${runStore}" is not kube or memory`);
-  const onOff = (k: "wake" | "confirm-session") => {
+  const onOff = (k: "wake" | "confirm-session" | "events") => {
     const v = get(k)!.toLowerCase();
     if (!["on", "off", "true", "false"].includes(v)) throw new ConfigError(`--${k}: "${get(k)}" is not on or off`);
     return v === "on" || v === "true";
@@ -164,6 +168,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     runMaxFinished,
     wake: onOff("wake"),
     confirmSession: onOff("confirm-session"),
+    events: onOff("events"),
   };
   if (identity) config.identity = identity;
   const kubeconfig = get("kubeconfig");

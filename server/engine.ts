@@ -13,6 +13,7 @@ import { Redactor } from "./redact.js";
 import { sleep } from "./retry.js";
 import { runKey, selfOnly, StoreRejectedError, StoreUnavailableError, type Liveness, type RunRecord, type RunStore, type RunUpdate } from "./runs.js";
 import { createSecretResolver } from "./secrets.js";
+import { noObserver, type RunObserver, type RunOutcome } from "./observe.js";
 import type { SessionProbe } from "./session-probe.js";
 import { noWake, type Waker } from "./wake.js";
 import type { RunIdentity, StepContext, StepKind, StepResult, StepTuning } from "../steps/types.js";
@@ -60,6 +61,8 @@ export interface EngineDeps {
   sessionProbe?: SessionProbe;
   /** When the probe looks, after the first poll (ms between looks); default 100, 100, 200, 200, 400, 800, 1600. */
   sessionProbeDelaysMs?: number[];
+  /** Told when runs start, retry and end here (metrics, Kubernetes Events). */
+  observer?: RunObserver;
 }
 
 /** A name for this executor process: host (pod) name plus a random part, unique per start. */
@@ -85,6 +88,8 @@ class ActiveRun {
   pollsWaiting = 0;
   /** The step only reads (StepKind.pure). */
   pure = false;
+  /** How the run ended here, for the observer; unset means another executor took it (lost). */
+  outcome: RunOutcome | undefined;
   /** Aborted at a handover: waits end, a side effect in flight finishes. */
   readonly soft = new AbortController();
   /** Aborted when everything must stop, a side effect in flight included. */
@@ -181,6 +186,7 @@ export class RunEngine {
   readonly identity: string;
   private readonly liveness: Liveness;
   private readonly waker: Waker;
+  private readonly observer: RunObserver;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   /** Ends the session probes at shutdown. */
@@ -192,6 +198,7 @@ export class RunEngine {
     this.identity = deps.identity ?? newExecutorIdentity();
     this.liveness = deps.liveness ?? selfOnly(this.identity);
     this.waker = deps.waker ?? noWake;
+    this.observer = deps.observer ?? noObserver;
   }
 
   get isDraining() {
@@ -380,6 +387,8 @@ export class RunEngine {
     const redactor = new Redactor();
     // Every read of the run, Secrets included, as the Application's ServiceAccount if it names one.
     const kube = kubeReaderForRun(this.deps.kube, record.run);
+    const startedAt = this.now();
+    const about = { kind: kind.kind, run: record.run };
     const ctx: StepContext = {
       run: record.run,
       signal: active.signal,
@@ -393,6 +402,12 @@ export class RunEngine {
         if (m !== active.message) log.debug({ message: m }, "progress");
         active.progress(m);
       },
+      retrying: (message) => {
+        const m = redactor.apply(message);
+        log.info({ message: m }, "retrying");
+        this.observer.retrying({ ...about, message: m });
+        active.progress(m);
+      },
       kube,
       secrets: createSecretResolver(kube, record.run.namespace, redactor),
       http: this.deps.http,
@@ -402,6 +417,7 @@ export class RunEngine {
       sleep: (ms) => sleep(ms, active.signal),
     };
     log.info({ attempts: record.attempts }, resumed ? "run resumed" : "run started");
+    this.observer.started({ ...about, resumed: record.attempts > 1, attempts: record.attempts });
     active.done = (async () => {
       let result: StepResult;
       try {
@@ -409,6 +425,7 @@ export class RunEngine {
       } catch (err) {
         if (active.lost) return;
         if (active.signal.aborted) {
+          active.outcome = "handed-over";
           await this.release(active, log);
           return;
         }
@@ -425,6 +442,7 @@ export class RunEngine {
         if (err instanceof RunLostError) return;
         if (!(err instanceof StoreRejectedError)) {
           log.error({ err: describeError(err) }, "the run's result could not be stored before shutdown; the executor that takes the run over repeats its last step");
+          active.outcome = "handed-over";
           return;
         }
         const message = `the step ${final.phase} but its result could not be stored: ${err.message}`;
@@ -436,6 +454,7 @@ export class RunEngine {
           return;
         }
       }
+      active.outcome = active.result.phase === "succeeded" ? "succeeded" : "failed";
       log.info({ phase: active.result.phase, message: active.result.message }, "run finished");
       // Only once KubeVela stored the run's session: a write to the Application while the
       // reconcile that first ran the step is still under way makes that reconcile's status write
@@ -445,6 +464,7 @@ export class RunEngine {
     })().finally(() => {
       active.stopProgress();
       if (this.active.get(record.key) === active) this.active.delete(record.key);
+      this.observer.finished({ ...about, outcome: active.outcome ?? "lost", message: active.result?.message ?? active.message, durationMs: this.now() - startedAt });
     });
     this.active.set(record.key, active);
     return active;

@@ -51,6 +51,8 @@ export interface GithubOptions {
   outbound: Partial<HttpClientOptions>;
   /** Warnings from octokit (deprecations, retries). */
   warn: (message: string) => void;
+  /** Told GitHub's x-ratelimit-resource header (null when absent) and x-ratelimit-remaining of every answer that has them (metrics). */
+  onRateLimit: (resource: string | null, remaining: number) => void;
   now: () => number;
   random: () => number;
 }
@@ -73,6 +75,7 @@ export const githubDefaults = {
   clientIdleMs: 60 * 60_000,
   outbound: {},
   warn: () => {},
+  onRateLimit: () => {},
   now: Date.now,
   random: Math.random,
 } satisfies GithubOptions;
@@ -244,7 +247,10 @@ export class GithubClient {
     const remaining = h.get("x-ratelimit-remaining");
     const reset = h.get("x-ratelimit-reset");
     const limit = h.get("x-ratelimit-limit");
-    if (remaining !== null && /^\d+$/.test(remaining)) this.rate.remaining = Number(remaining);
+    if (remaining !== null && /^\d+$/.test(remaining)) {
+      this.rate.remaining = Number(remaining);
+      this.options.onRateLimit(h.get("x-ratelimit-resource"), this.rate.remaining);
+    }
     if (reset !== null && /^\d+$/.test(reset)) this.rate.resetAt = Number(reset) * 1000;
     if (limit !== null && /^\d+$/.test(limit)) this.rate.limit = Number(limit);
   }

@@ -5,14 +5,18 @@ import type { AddressInfo } from "node:net";
 import { createApp } from "./app.js";
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { newExecutorIdentity, RunEngine, type EngineDeps } from "./engine.js";
+import { ApplicationEvents } from "./events.js";
+import { GithubHub } from "./github.js";
 import { createHttpClient } from "./http-client.js";
 import { KubeRunStore, ReplicaLeases } from "./kube-run-store.js";
 import { createKubeReader, loadKubeConfig } from "./kube.js";
 import { createLogger } from "./log.js";
+import { createMetrics, githubResource, metricsObserver } from "./metrics.js";
+import { observers } from "./observe.js";
 import { MemoryRunStore } from "./runs.js";
 import { ApplicationSessionProbe } from "./session-probe.js";
 import { ApplicationWaker, noWake } from "./wake.js";
-import { stepKinds } from "../steps/index.js";
+import { createStepKinds } from "../steps/index.js";
 
 async function main() {
   let config;
@@ -40,12 +44,20 @@ async function main() {
     process.stderr.write(`step-executor: cannot load a kubeconfig (${(err as Error).message}); set KUBECONFIG or --kubeconfig, or run in a cluster\n`);
     process.exit(2);
   }
+  const metrics = createMetrics();
   const http = createHttpClient({
     allowLinkLocal: config.allowLinkLocal,
     allow: config.outboundAllow,
     hostConcurrency: config.outboundHostConcurrency,
     hostQueue: config.outboundHostQueue,
+  }, metrics);
+  // GitHub calls go through the same client: one outbound policy, one set of host limits.
+  const githubHub = new GithubHub({
+    http,
+    onRateLimit: (resource, remaining) => metrics.githubRateRemaining.set({ resource: githubResource(resource) }, remaining),
   });
+  const stepKinds = createStepKinds({ githubHub });
+  const events = config.events ? new ApplicationEvents(kc, log, identity, metrics) : undefined;
   const retention = { retentionMs: config.runRetentionMs, maxFinished: config.runMaxFinished };
   const waker = config.wake ? new ApplicationWaker(kc, log) : noWake;
   let leases: ReplicaLeases | undefined;
@@ -61,6 +73,7 @@ async function main() {
     confirmSessions: config.confirmSession,
     // Starts a confirmed side effect when KubeVela's status shows the session, not a backoff round later.
     sessionProbe: new ApplicationSessionProbe(kc),
+    observer: observers(metricsObserver(metrics), ...(events ? [events.observer()] : [])),
   };
   if (config.runStore === "kube") {
     leases = new ReplicaLeases(kc, log, { identity, namespace: config.leaseNamespace, durationMs: config.leaseDurationMs, requestTimeoutMs: 10_000 });
@@ -73,7 +86,7 @@ async function main() {
     Object.assign(deps, { store: new KubeRunStore(kc, log, retention), liveness: leases, handOver: true });
   }
   const engine = new RunEngine(deps);
-  const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, log, maxBodyBytes: config.maxBodyBytes });
+  const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, log, maxBodyBytes: config.maxBodyBytes, metrics });
   const server = app.listen(config.port, config.host);
   server.on("error", (err: NodeJS.ErrnoException) => {
     const hint = err.code === "EADDRINUSE" ? `; port ${config.port} is in use: choose another with --port or STEP_EXECUTOR_PORT` : "";
@@ -82,7 +95,7 @@ async function main() {
   });
   await once(server, "listening");
   const addr = server.address() as AddressInfo;
-  log.info({ address: addr.address, port: addr.port, kinds: [...stepKinds.keys()], runStore: config.runStore, wake: config.wake, outboundAllow: config.outboundAllow }, "step executor listening");
+  log.info({ address: addr.address, port: addr.port, kinds: [...stepKinds.keys()], runStore: config.runStore, wake: config.wake, events: config.events, outboundAllow: config.outboundAllow }, "step executor listening");
   // Resumes runs whose executor is gone (wakes their Applications so the next poll takes them over).
   if (config.runStore === "kube") engine.startSweeping(config.sweepIntervalMs);
 
@@ -96,9 +109,11 @@ async function main() {
     // Then the Lease goes: whatever could not be released is taken over at once.
     await leases?.stop();
     await waker.idle();
+    await events?.idle();
     server.close();
     server.closeAllConnections();
     await http.close();
+    await githubHub.close();
     log.info("stopped");
     process.exit(0);
   };

@@ -2,6 +2,7 @@
 // only — never URLs, names or anything a user typed — so no secret can reach /metrics.
 import { isIP } from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { RunObserver } from "./observe.js";
 
 export function createMetrics() {
   const registry = new Registry();
@@ -14,15 +15,44 @@ export function createMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry],
     }),
     runsStarted: new Counter({ name: "step_executor_runs_started_total", help: "Runs started, by step kind", labelNames: ["kind"], registers: [registry] }),
-    runsFinished: new Counter({ name: "step_executor_runs_finished_total", help: "Runs finished, by step kind and outcome", labelNames: ["kind", "outcome"], registers: [registry] }),
+    runsFinished: new Counter({ name: "step_executor_runs_finished_total", help: "Runs finished here, by step kind and outcome (succeeded, failed, handed-over, lost)", labelNames: ["kind", "outcome"], registers: [registry] }),
     runSeconds: new Histogram({
       name: "step_executor_run_duration_seconds", help: "Run duration from start to finish", labelNames: ["kind", "outcome"],
       buckets: [0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600], registers: [registry],
     }),
-    runsRunning: new Gauge({ name: "step_executor_runs_running", help: "Runs currently running (waiting steps included)", labelNames: ["kind"], registers: [registry] }),
+    runsRunning: new Gauge({ name: "step_executor_runs_running", help: "Runs this executor is working on now: waiting steps, and side effects under way or between retries", labelNames: ["kind"], registers: [registry] }),
     outbound: new Counter({ name: "step_executor_outbound_requests_total", help: "Outbound HTTP requests, by host class and status (or error)", labelNames: ["host_class", "status"], registers: [registry] }),
+    retries: new Counter({ name: "step_executor_step_retries_total", help: "Retries of a step's side effect (another attempt after a failed one), by step kind", labelNames: ["kind"], registers: [registry] }),
+    githubRateRemaining: new Gauge({
+      name: "step_executor_github_ratelimit_remaining", help: "Requests left in GitHub's rate-limit window (x-ratelimit-remaining of the latest answer), by GitHub's rate-limit resource",
+      labelNames: ["resource"], registers: [registry],
+    }),
+    events: new Counter({ name: "step_executor_events_total", help: "Kubernetes Events about steps, by reason and what became of them (created, aggregated, dropped, error)", labelNames: ["reason", "result"], registers: [registry] }),
   };
   return m;
+}
+
+/** GitHub names its rate-limit buckets (core, search, graphql, ...); anything else is "other". */
+export function githubResource(header: string | null | undefined): string {
+  return header && /^[a-z_]{1,40}$/.test(header) ? header : header ? "other" : "core";
+}
+
+/** Run-level metrics from the engine's run events (server/engine.ts RunObserver). */
+export function metricsObserver(m: Metrics): RunObserver {
+  return {
+    started(e) {
+      m.runsStarted.inc({ kind: e.kind });
+      m.runsRunning.inc({ kind: e.kind });
+    },
+    retrying(e) {
+      m.retries.inc({ kind: e.kind });
+    },
+    finished(e) {
+      m.runsRunning.dec({ kind: e.kind });
+      m.runsFinished.inc({ kind: e.kind, outcome: e.outcome });
+      m.runSeconds.observe({ kind: e.kind, outcome: e.outcome }, e.durationMs / 1000);
+    },
+  };
 }
 export type Metrics = ReturnType<typeof createMetrics>;
 

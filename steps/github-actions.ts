@@ -371,7 +371,7 @@ class Runner {
           const delay = retryDelay(++transient, this.options.dispatchBackoff, f.retryAfterMs);
           this.lastTrouble = this.describe(f);
           if (ctx.now() + delay >= this.deadline) throw new TerminalError(`timed out after ${formatDuration(p.timeoutMs)} dispatching ${p.what}; last error: ${this.lastTrouble}`);
-          ctx.progress(`dispatching ${p.what}: ${this.describe(f)}; retrying in ${formatDuration(delay)} (nothing was dispatched)`);
+          ctx.retrying(`dispatching ${p.what}: ${this.describe(f)}; retrying in ${formatDuration(delay)} (nothing was dispatched)`);
           await ctx.sleep(delay);
           continue;
         }

@@ -153,7 +153,7 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
       return { phase: "failed", message: `${what}: ${last}; not sending it again (${p.maxAttempts} attempt${p.maxAttempts > 1 ? "s" : ""} allowed by retries) — check the server` };
     }
     first = resumed + 1;
-    ctx.progress(`attempt ${resumed}/${p.maxAttempts}: ${what}: ${last}; retrying`);
+    ctx.retrying(`attempt ${resumed}/${p.maxAttempts}: ${what}: ${last}; retrying`);
   }
   for (let attempt = first; attempt <= p.maxAttempts; attempt++) {
     let res: OutboundResponse | undefined;
@@ -182,7 +182,7 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
     }
     if (attempt === p.maxAttempts) break;
     const delay = retryDelay(attempt, p.backoff, retryAfterMs);
-    ctx.progress(`attempt ${attempt}/${p.maxAttempts}: ${what}: ${last}; retrying in ${formatDuration(delay)}`);
+    ctx.retrying(`attempt ${attempt}/${p.maxAttempts}: ${what}: ${last}; retrying in ${formatDuration(delay)}`);
     await ctx.sleep(delay);
   }
   return { phase: "failed", message: `${what} failed after ${p.maxAttempts} attempt${p.maxAttempts > 1 ? "s" : ""}; last error: ${last}` };

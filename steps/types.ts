@@ -47,6 +47,11 @@ export interface StepContext {
   readonly journal: RunJournal;
   /** Shows progress in `vela status` while the step runs. */
   progress(message: string): void;
+  /**
+   * Shows progress like `progress`, and tells that an attempt of the side effect failed and
+   * another follows (counted in metrics, a StepRetrying Event on the Application).
+   */
+  retrying(message: string): void;
   readonly kube: KubeReader;
   /** Secrets of the run's own namespace; values are redacted from everything the run reports. */
   readonly secrets: SecretResolver;

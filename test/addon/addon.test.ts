@@ -80,9 +80,38 @@ describe("addon: the addon Application", function () {
     const svc = find(app, "Service", "step-executor") as Obj & { spec: any };
     expect(svc.spec.ports).to.deep.equal([{ name: "http", port: 8080, targetPort: "http", protocol: "TCP" }]);
     expect(svc.spec.selector).to.deep.equal(deploy.spec.selector.matchLabels);
+    // Spread over nodes and zones, without refusing to schedule on a single node.
+    expect(pod.topologySpreadConstraints.map((t: any) => [t.topologyKey, t.whenUnsatisfiable, t.maxSkew])).to.deep.equal([
+      ["kubernetes.io/hostname", "ScheduleAnyway", 1], ["topology.kubernetes.io/zone", "ScheduleAnyway", 1],
+    ]);
+    for (const t of pod.topologySpreadConstraints) expect(t.labelSelector.matchLabels).to.deep.equal(deploy.spec.selector.matchLabels);
   });
 
-  it("grants the executor read access, and writes only to its StepRuns, its Leases and Application metadata (wake-up)", async () => {
+  it("a PodDisruptionBudget keeping one replica, only when there is more than one", async () => {
+    const two = await render({ token: TOKEN, replicas: 2 });
+    const pdb = find(two, "PodDisruptionBudget", "step-executor") as Obj & { spec: any };
+    expect(pdb).to.deep.include({ apiVersion: "policy/v1" });
+    expect(pdb.metadata.namespace).to.equal("vela-system");
+    expect(pdb.spec).to.deep.equal({ minAvailable: 1, selector: { matchLabels: { "app.kubernetes.io/name": "step-executor" } } });
+    expect(find(await render({ token: TOKEN }), "PodDisruptionBudget", "step-executor")).to.equal(undefined);
+  });
+
+  it("a ServiceMonitor scraping /metrics on the Service's port, only with serviceMonitor=true and in-cluster", async () => {
+    const on = await render({ token: TOKEN, serviceMonitor: true });
+    expect(on.spec.components.map((c) => c.name)).to.include("step-executor-monitoring");
+    const sm = find(on, "ServiceMonitor", "step-executor") as Obj & { spec: any };
+    expect(sm.apiVersion).to.equal("monitoring.coreos.com/v1");
+    expect(sm.metadata.namespace).to.equal("vela-system");
+    const svc = find(on, "Service", "step-executor") as Obj & { spec: any; metadata: { labels: Record<string, string> } };
+    expect(svc.metadata.labels).to.deep.include(sm.spec.selector.matchLabels);
+    expect(sm.spec.endpoints).to.deep.equal([{ port: svc.spec.ports[0].name, path: "/metrics", interval: "30s" }]);
+    expect(sm.spec.namespaceSelector).to.deep.equal({ matchNames: ["vela-system"] });
+    for (const args of [{ token: TOKEN }, { token: TOKEN, serviceMonitor: false }, { token: TOKEN, serviceMonitor: true, executorURL: "http://127.0.0.1:18080" }]) {
+      expect(objects(await render(args)).map((o) => o.kind), JSON.stringify(args)).not.to.include("ServiceMonitor");
+    }
+  });
+
+  it("grants the executor read access, and writes only to its StepRuns, its Leases, Application metadata (wake-up) and Events", async () => {
     const app = await render({ token: TOKEN });
     const role = find(app, "ClusterRole", "step-executor") as Obj & { rules: { apiGroups: string[]; verbs: string[]; resources: string[] }[] };
     const writes = role.rules.filter((r) => r.verbs.some((v) => !["get", "list", "watch"].includes(v)));
@@ -90,6 +119,7 @@ describe("addon: the addon Application", function () {
       { apiGroups: ["step-executor.oam.dev"], resources: ["stepruns"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
       { apiGroups: ["core.oam.dev"], resources: ["applications"], verbs: ["get", "patch"] },
       { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] },
+      { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
     ]);
     expect(role.rules).to.deep.include({ apiGroups: [""], resources: ["secrets"], verbs: ["get"] });
     const leases = find(app, "Role", "step-executor") as Obj & { rules: unknown[] };
@@ -189,7 +219,7 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
 
   it("makes the parameter schema (every parameter documented) and one definition per addon/definitions/*.cue", async () => {
     const r = await render({ token: TOKEN });
-    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["executorURL", "image", "imagePullPolicy", "metricsNamespace", "outboundAllow", "replicas", "token"]);
+    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["executorURL", "image", "imagePullPolicy", "metricsNamespace", "outboundAllow", "replicas", "serviceMonitor", "token"]);
     for (const [name, p] of Object.entries(r.parameterSchema.properties)) expect(p.description, name).to.be.a("string").and.not.empty;
     const kinds = readdirSync(join(root, "addon/definitions")).filter((f) => f.endsWith(".cue")).map((f) => f.slice(0, -4)).sort();
     expect(kinds).to.include.members(["apply-and-wait", "github-actions", "http-request", "read-object-and-wait"]);

@@ -61,6 +61,12 @@ describe("e2e: github-actions on the real KubeVela controller", function () {
     const run = github.runs[0]!;
     expect(JSON.parse(chat.requests[0]!.body)).to.deep.equal({ text: "e2e passed", runUrl: `${github.url}/acme/shop/actions/runs/${run.id}` });
     expect(github.validationErrors).to.deep.equal([]);
+    // The executor's view of GitHub's rate limit: what the latest answer said was left.
+    const metrics = await (await fetch(`${executor.url}/metrics`)).text();
+    const remaining = Number(/^step_executor_github_ratelimit_remaining\{resource="core"\} (\d+)$/m.exec(metrics)?.[1]);
+    expect(remaining).to.be.within(1, 4999);
+    expect(metrics).to.match(/^step_executor_runs_finished_total\{kind="github-actions",outcome="succeeded"\} 1$/m);
+    expect(metrics).not.to.contain(PAT);
   });
 
   it("fails the workflow with the conclusion and the run's URL when the run fails", async () => {

@@ -1,7 +1,7 @@
 import { expect } from "chai";
-import { hostClass } from "../../server/metrics.js";
+import { githubResource, hostClass } from "../../server/metrics.js";
 import { startExecutor, type Executor } from "../fixtures/executor.js";
-import { reply, startTarget, type Target } from "../fixtures/target.js";
+import { reply, sequence, startTarget, type Target } from "../fixtures/target.js";
 
 describe("metrics", () => {
   let executor: Executor;
@@ -26,6 +26,35 @@ describe("metrics", () => {
     // Nothing a user typed reaches the labels.
     expect(text).not.to.contain("secret-path");
     expect(text).not.to.contain("token=abc");
+  });
+
+  it("counts runs started and finished by kind and outcome, their durations and retries; none left running", async () => {
+    const flaky = await startTarget(sequence((res) => reply(res, 503, "busy"), (res) => reply(res, 200, { ok: true })));
+    const failing = await startTarget((_r, res) => reply(res, 404, "no"));
+    try {
+      const ok = await executor.pollUntilDone("http-request", { url: `${flaky.url}/x`, method: "POST", retries: 2, backoff: "10ms" });
+      expect(ok.answer.body.phase).to.equal("succeeded");
+      const bad = await executor.pollUntilDone("http-request", { url: `${failing.url}/y` });
+      expect(bad.answer.body.phase).to.equal("failed");
+    } finally {
+      await flaky.close();
+      await failing.close();
+    }
+    const text = await (await fetch(`${executor.url}/metrics`)).text();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, "m").exec(text)?.[1]);
+    expect(value(`step_executor_runs_started_total{kind="http-request"}`)).to.be.at.least(3);
+    expect(value(`step_executor_runs_finished_total{kind="http-request",outcome="failed"}`)).to.equal(1);
+    expect(value(`step_executor_runs_finished_total{kind="http-request",outcome="succeeded"}`)).to.be.at.least(2);
+    expect(value(`step_executor_run_duration_seconds_count{kind="http-request",outcome="failed"}`)).to.equal(1);
+    expect(value(`step_executor_step_retries_total{kind="http-request"}`)).to.equal(1);
+    expect(value(`step_executor_runs_running{kind="http-request"}`)).to.equal(0);
+  });
+
+  it("keeps GitHub's rate-limit resource names and nothing else in labels", () => {
+    expect(githubResource("core")).to.equal("core");
+    expect(githubResource("code_search")).to.equal("code_search");
+    expect(githubResource(null)).to.equal("core");
+    expect(githubResource("ghp_secret-Token/1")).to.equal("other");
   });
 
   const classes: [string, string][] = [
