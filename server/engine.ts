@@ -59,7 +59,7 @@ export interface EngineDeps {
    * instead of at KubeVela's second poll (its first wait backoff, 1 s). Without it, the second poll confirms.
    */
   sessionProbe?: SessionProbe;
-  /** When the probe looks, after the first poll (ms between looks); default 100, 100, 200, 200, 400, 800, 1600. */
+  /** When the probe looks, after the first poll (ms between looks); default 25, 25, 50, 50, 100, 100, 200, 400, 800, 1600 (KubeVela stores the status some tens of ms after the poll). */
   sessionProbeDelaysMs?: number[];
   /** Told when runs start, retry and end here (metrics, Kubernetes Events). */
   observer?: RunObserver;
@@ -295,7 +295,7 @@ export class RunEngine {
   private probeSession(kind: StepKind, run: RunIdentity, parameter: unknown): void {
     const probe = this.deps.sessionProbe;
     if (!probe) return;
-    const delays = this.deps.sessionProbeDelaysMs ?? [100, 100, 200, 200, 400, 800, 1_600];
+    const delays = this.deps.sessionProbeDelaysMs ?? [25, 25, 50, 50, 100, 100, 200, 400, 800, 1_600];
     const key = runKey(run);
     void (async () => {
       for (const delay of delays) {
