@@ -69,6 +69,17 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
     executors.push(e);
     return e;
   };
+  /** Polls `e` (as KubeVela would) until the run leaves `running`; its last answer. */
+  const pollToEnd = (what: string, e: TestExecutor, run: RunIdentity, parameter: unknown) =>
+    until(what, async () => {
+      const v = await e.engine.poll(httpRequest as never, run, parameter);
+      return v.phase !== "running" && v;
+    });
+  /** The record an executor killed right after recording its intent to send attempt 1 leaves behind. */
+  const leftByDeadExecutor = async (e: TestExecutor, run: RunIdentity) => {
+    const { record } = await e.store.create({ key: runKey(run), kind: "http-request", run, phase: "running", message: "http-request: started", outputs: {}, createdAt: Date.now(), holder: "dead-executor", attempts: 1 });
+    await e.store.update(record, { checkpoint: { attempt: 1 } });
+  };
 
   before(async () => {
     await installStepRunCrd();
@@ -197,10 +208,7 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       const released = await a.store.get(run);
       expect(released).to.include({ holder: "", phase: "running" });
       expect(released!.checkpoint).to.deep.equal({ attempt: 1 });
-      const end = await until("b finishes the run", async () => {
-        const v = await b.engine.poll(httpRequest as never, run, parameter);
-        return v.phase !== "running" && v;
-      });
+      const end = await pollToEnd("b finishes the run", b, run, parameter);
       expect(end.phase).to.equal("succeeded");
       expect(target.requests).to.have.length(2); // attempt 1 (503) by a, attempt 2 by b: not three
       expect(target.requests[1]!.headers["idempotency-key"]).to.equal(target.requests[0]!.headers["idempotency-key"]);
@@ -211,13 +219,8 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       target = await startTarget((_r, res) => reply(res, 200, { ok: true }));
       const b = await start("died-b");
       const run = runOf(ns.name, "died-app");
-      // What an executor killed right after recording its intent leaves behind.
-      const { record } = await b.store.create({ key: runKey(run), kind: "http-request", run, phase: "running", message: "http-request: started", outputs: {}, createdAt: Date.now(), holder: "dead-executor", attempts: 1 });
-      await b.store.update(record, { checkpoint: { attempt: 1 } });
-      const v = await until("taken over", async () => {
-        const x = await b.engine.poll(httpRequest as never, run, post(target!.url));
-        return x.phase !== "running" && x;
-      });
+      await leftByDeadExecutor(b, run);
+      const v = await pollToEnd("taken over", b, run, post(target!.url));
       expect(v.phase).to.equal("succeeded");
       expect(target.requests).to.have.length(1);
       const rec = await b.store.get(run);
@@ -229,12 +232,8 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       target = await startTarget((_r, res) => reply(res, 200, { ok: true }));
       const b = await start("noretry-b");
       const run = runOf(ns.name, "noretry-app");
-      const { record } = await b.store.create({ key: runKey(run), kind: "http-request", run, phase: "running", message: "http-request: started", outputs: {}, createdAt: Date.now(), holder: "dead-executor", attempts: 1 });
-      await b.store.update(record, { checkpoint: { attempt: 1 } });
-      const v = await until("ended", async () => {
-        const x = await b.engine.poll(httpRequest as never, run, post(target!.url, { retries: 0 }));
-        return x.phase !== "running" && x;
-      });
+      await leftByDeadExecutor(b, run);
+      const v = await pollToEnd("ended", b, run, post(target!.url, { retries: 0 }));
       expect(v).to.deep.equal({
         phase: "failed", outputs: {},
         message: `POST ${target.url}/: attempt 1 may have reached the server, but the executor sending it stopped before recording the answer; not sending it again (1 attempt allowed by retries) — check the server`,
@@ -250,10 +249,7 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       await a.engine.poll(httpRequest as never, run, parameter);
       await until("attempt 1 answered", async () => target!.requests.length === 1 && (await a.store.get(run))?.message.includes("retrying in"));
       await a.leases.stop(); // a is cut off (as in a network partition) but keeps working
-      const v = await until("b finishes", async () => {
-        const x = await b.engine.poll(httpRequest as never, run, parameter);
-        return x.phase !== "running" && x;
-      });
+      const v = await pollToEnd("b finishes", b, run, parameter);
       expect(v.phase).to.equal("succeeded");
       await new Promise((r) => setTimeout(r, 2_500)); // a's backoff ends: its next intent write is refused
       expect(target.requests).to.have.length(2);
@@ -271,10 +267,7 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       expect(await b.engine.poll(httpRequest as never, kept, post(target.url))).to.deep.include({ phase: "running", message: "http-request: starting" });
       await new Promise((r) => setTimeout(r, 300));
       expect(target.requests, "nothing is sent before the session is confirmed").to.have.length(0);
-      const v = await until("the confirmed session runs", async () => {
-        const x = await a.engine.poll(httpRequest as never, kept, post(target!.url));
-        return x.phase !== "running" && x;
-      });
+      const v = await pollToEnd("the confirmed session runs", a, kept, post(target!.url));
       expect(v.phase).to.equal("succeeded");
       expect(target.requests).to.have.length(1);
       expect(await a.store.get(kept)).to.include({ holder: "confirm-a", attempts: 1, acknowledged: true });
@@ -329,10 +322,7 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       const b = await start("secret-b");
       const run = runOf(ns.name, "secret-app");
       const parameter = post(target.url, { retries: 0, secretHeaders: { Authorization: { name: "cdn", key: "auth" } } });
-      const v = await until("ended", async () => {
-        const x = await b.engine.poll(httpRequest as never, run, parameter);
-        return x.phase !== "running" && x;
-      });
+      const v = await pollToEnd("ended", b, run, parameter);
       expect(target.requests[0]!.headers.authorization).to.equal(secret);
       expect(v.message).to.contain("[redacted]");
       const obj = JSON.stringify(await readStepRun(kc, run));
