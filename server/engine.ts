@@ -237,7 +237,7 @@ export class RunEngine {
     // A session is stable only once KubeVela stored it: if the reconcile that first ran the step
     // fails to store its status (controller restart, a concurrent write), the step gets a new
     // session. A step with side effects therefore waits for the second poll (`pending`).
-    const pending = this.deps.confirmSessions === true && !kind.pure;
+    const pending = this.confirmsSessions && !kind.pure;
     let claim;
     try {
       claim = await this.deps.store.create({
