@@ -93,7 +93,7 @@ const header = {
   machine: machine(),
   versions: versions(),
   git: await execText("git", ["describe", "--always", "--dirty"]),
-  dirtyFiles: (await execText("git", ["status", "--porcelain", "--untracked-files=no"])).split("\n").filter(Boolean).map((l) => l.slice(3)).filter((f) => !f.startsWith("bench/") && f !== "BENCHMARKS.md" && f !== "package.json"),
+  dirtyFiles: (await execText("git", ["diff", "--name-only", "HEAD"])).split("\n").filter(Boolean).filter((f) => !f.startsWith("bench/") && f !== "BENCHMARKS.md" && f !== "package.json"),
   velaCoreFlags: await velaCoreFlags(),
   executorCommand: executor.command,
   started: started.toISOString(),

@@ -136,11 +136,11 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     const enginePerRun = (o.unconfirmed ?? o.main).runs.filter((x) => x.variant === "http-request").map((x) => x.executorMs ?? 0);
     out.push("### Where the extra time goes", "");
     if (u && percentile(pollsMain, 50) >= 2) {
-      out.push(`- **The session confirmation costs the most.** With the executor's defaults a side-effecting step starts on its second poll (\`--confirm-session on\`: the session id is only safe once KubeVela stored it), so every \`http-request\` took ${fmt(percentile(pollsMain, 50))} polls and the workflow ${fmt(m["http-request"]!.median - m.request!.median)} ms more than \`request\` (median). ` +
+      out.push(`- **The session confirmation costs the most.** With the executor's defaults a side-effecting step starts only once KubeVela has stored its session (\`--confirm-session on\`: the executor reads the Application's status after the first poll, then wakes the Application when the call is done; docs/runs.md §3), so every \`http-request\` took ${fmt(percentile(pollsMain, 50))} polls and the workflow ${fmt(m["http-request"]!.median - m.request!.median)} ms more than \`request\` (median): one status write and one more reconcile. ` +
         `With \`--confirm-session off\` the call finishes in the first evaluation and the gap is ${fmt(u["http-request"]!.median - u.request!.median)} ms (ratio ${fmt(u["http-request"]!.median / u.request!.median)}).`);
     }
     out.push(`- **The executor is not where the time goes**: it spends ${fmt(percentile(enginePerRun, 50))} ms (median) answering a run's polls, the call to the target included` +
-      (defaultStoreIsKube ? " (with the default run store most of that is writing the run's record to the kube-apiserver over a new TLS connection per request; see 3)." : "."));
+      (defaultStoreIsKube ? ` (with the default run store most of that is writing the run's record to the kube-apiserver${tlsPerCall ? " over a new TLS connection per request; see 3" : ""}).` : "."));
     if (b) {
       out.push(`- **The rest is the CUE template, evaluated by the controller.** KubeVela runs a template's provider calls one at a time and re-evaluates the whole template after each: ours makes four (\`kube.#Read\` of ConfigMap \`vela-system/step-executor\`, \`kube.#Read\` of Secret \`vela-system/step-executor-token\`, the \`http.#HTTPDo\` to the executor with HMAC and JSON in CUE, and a \`#Message\` on success) where \`request\` makes one. ` +
         `The breakdown measures it: the two reads alone add ${fmt(b["bench-request-2reads"]!.median - b.request!.median)} ms to the built-in \`request\`; our definition without them is ${fmt(b["bench-http-request-noreads"]!.median - b.request!.median)} ms slower than \`request\`, with them ${fmt(b["http-request"]!.median - b.request!.median)} ms.`);
@@ -149,7 +149,7 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
       "",
       "Proposed fixes (not made here: they are outside bench/):",
       "- addon/definitions/_shared/executor-call.cue: read one object instead of two (keep the URL next to the token in the Secret), and drop the `#Message` call on success (the phase already says it): two provider calls instead of four for a fast call.",
-      "- server/ (session confirmation): confirm the session without a second KubeVela evaluation when that is safe — e.g. let the first poll start calls that are idempotent for the target (GET/HEAD/PUT/DELETE) or that the user marks so — or keep the default but document that every side-effecting step costs one extra poll (up to 1 s).",
+      "- server/ (session confirmation): let the first poll start calls that are idempotent for the target (GET/HEAD/PUT/DELETE) or that the user marks so; the others keep the extra reconcile that confirmation costs.",
       "- A ratio ≤ 1.05 for a workflow whose only step is one fast call looks out of reach for any step that must first find its executor; in a real workflow the absolute gap matters more than the ratio (see the `apply-component` pass).",
       "",
     );
