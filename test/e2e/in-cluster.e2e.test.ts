@@ -35,7 +35,10 @@ describe("e2e: the addon in the cluster (fake nodes)", function () {
   after(async () => {
     try {
       await vela("addon", "disable", "step-executor", "-f", "-y");
-      await kubectl(["wait", "--for=delete", "deployment/step-executor", "-n", "vela-system", "--timeout=120s"]).catch(() => undefined);
+      // `vela addon disable` returns before KubeVela has deleted the addon's Application and what it
+      // applied; a suite enabling the addon meanwhile would see its definitions deleted under it.
+      await kubectl(["wait", "--for=delete", "deployment/step-executor", "application/addon-step-executor",
+        "workflowstepdefinition/http-request", "-n", "vela-system", "--timeout=120s"]).catch(() => undefined);
     } finally {
       await controlPlane("fake-nodes", "down");
     }
