@@ -12,6 +12,8 @@ export interface Config {
   kubeconfig?: string;
   logLevel: string;
   pollIntervalMs: number;
+  /** Objects followed by a watch at once; beyond, waits poll. */
+  maxObjectWatches: number;
   secretWaitMs: number;
   firstAnswerWaitMs: number;
   shutdownGraceMs: number;
@@ -53,7 +55,8 @@ export const configOptions = {
   "token-file": { type: "string", env: "STEP_EXECUTOR_TOKEN_FILE", help: "file holding the token(s)" },
   kubeconfig: { type: "string", env: "", help: "kubeconfig path (default: $KUBECONFIG, else in-cluster)" },
   "log-level": { type: "string", env: "STEP_EXECUTOR_LOG_LEVEL", default: "info", help: "trace|debug|info|warn|error" },
-  "poll-interval": { type: "string", env: "STEP_EXECUTOR_POLL_INTERVAL", default: "1s", help: "how often waiting steps re-read objects" },
+  "poll-interval": { type: "string", env: "STEP_EXECUTOR_POLL_INTERVAL", default: "1s", help: "how often a waiting step re-reads an object it cannot watch (past --max-object-watches, or list/watch not allowed)" },
+  "max-object-watches": { type: "string", env: "STEP_EXECUTOR_MAX_OBJECT_WATCHES", default: "1000", help: "objects followed by a watch at once (one API server connection each, shared by the steps waiting on it); beyond it, waits poll" },
   "secret-wait": { type: "string", env: "STEP_EXECUTOR_SECRET_WAIT", default: "5m", help: "how long a step waits for a missing Secret" },
   "first-answer-wait": { type: "string", env: "STEP_EXECUTOR_FIRST_ANSWER_WAIT", default: "1s", help: "how long the first poll waits for a quick result" },
   "shutdown-grace": { type: "string", env: "STEP_EXECUTOR_SHUTDOWN_GRACE", default: "20s", help: "how long shutdown waits for running steps" },
@@ -122,7 +125,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     if (err instanceof AllowListError) throw new ConfigError(`--outbound-allow: ${err.message}`);
     throw err;
   }
-  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue", min: number) => {
+  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue" | "max-object-watches", min: number) => {
     const n = Number(get(k));
     if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${k}: "${get(k)}" must be an integer >= ${min}`);
     return n;
@@ -152,6 +155,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     tokens,
     logLevel: get("log-level")!,
     pollIntervalMs: duration("poll-interval"),
+    maxObjectWatches: positive("max-object-watches", 0),
     secretWaitMs: duration("secret-wait"),
     firstAnswerWaitMs: duration("first-answer-wait"),
     shutdownGraceMs: duration("shutdown-grace"),

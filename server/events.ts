@@ -5,8 +5,9 @@
 // lastTimestamp and the latest message), and new Events per Application are rate-limited, so a
 // retry loop cannot flood the API server. Messages arrive redacted (server/observe.ts).
 import { randomBytes } from "node:crypto";
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { ApplicationLookup } from "./applications.js";
 import { describeError } from "./errors.js";
 import type { Metrics } from "./metrics.js";
 import type { RunEvent, RunObserver } from "./observe.js";
@@ -23,10 +24,11 @@ export const eventDefaults = {
   /** New Events per Application: a burst of this many, then one per `refillMs` (client-go: 25, 5 min). */
   burst: 25,
   refillMs: 10_000,
-  /** The Application's uid is re-read after this long (an Application re-created under the same name). */
-  uidTtlMs: 5 * 60_000,
 };
-export type EventOptions = typeof eventDefaults;
+export type EventOptions = typeof eventDefaults & {
+  /** Where the Applications' uids come from (shared with the run store and reads in the executor). */
+  applications?: ApplicationLookup;
+};
 
 type EventType = "Normal" | "Warning";
 
@@ -47,11 +49,10 @@ interface Aggregate {
 /** Writes step Events on Applications; use `observer()` with the run engine. */
 export class ApplicationEvents {
   private readonly core: CoreV1Api;
-  private readonly apps: CustomObjectsApi;
+  private readonly applications: ApplicationLookup;
   private readonly o: EventOptions;
   private readonly aggregates = new Map<string, Aggregate>();
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private readonly uids = new Map<string, { uid: string | undefined; at: number }>();
   private readonly pending = new Set<Promise<void>>();
 
   constructor(
@@ -63,8 +64,8 @@ export class ApplicationEvents {
     private readonly now: () => number = Date.now,
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
-    this.apps = kc.makeApiClient(CustomObjectsApi);
     this.o = { ...eventDefaults, ...options };
+    this.applications = options.applications ?? new ApplicationLookup(kc);
   }
 
   observer(): RunObserver {
@@ -178,18 +179,12 @@ export class ApplicationEvents {
     }
   }
 
-  /** The Application's uid (cached), undefined when it cannot be read, null when it does not exist. */
+  /** The Application's uid, undefined when it cannot be read, null when it does not exist. */
   private async uidOf(namespace: string, name: string): Promise<string | undefined | null> {
-    const key = `${namespace}/${name}`;
-    const cached = this.uids.get(key);
-    if (cached && this.now() - cached.at < this.o.uidTtlMs) return cached.uid;
     try {
-      const app = (await this.apps.getNamespacedCustomObject({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name })) as { metadata?: { uid?: string } };
-      if (this.uids.size > 10_000) this.uids.clear();
-      this.uids.set(key, { uid: app.metadata?.uid, at: this.now() });
-      return app.metadata?.uid;
-    } catch (err) {
-      if ((err as { code?: number }).code === 404) return null;
+      const app = await this.applications.get(namespace, name);
+      return app ? app.uid : null;
+    } catch {
       return undefined; // still worth an Event: `kubectl get events` finds it by name
     }
   }

@@ -7,7 +7,9 @@
 import { createHash } from "node:crypto";
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { ApplicationLookup } from "./applications.js";
 import { describeError } from "./errors.js";
+import { timed } from "./retry.js";
 import {
   recordsToPrune, retentionDefaults, runKey, StoreRejectedError, StoreUnavailableError,
   type Liveness, type NewRun, type RetentionOptions, type RunRecord, type RunStore, type RunUpdate,
@@ -94,23 +96,11 @@ export function apiError(err: unknown): KubeApiError {
   };
 }
 
-/** Rejects after `timeoutMs` (the call itself is not cancelled; its answer is ignored). */
-export async function timed<T>(p: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer from the API server within ${timeoutMs} ms`)), timeoutMs);
-    })]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 export interface KubeRunStoreOptions extends RetentionOptions {
   /** Timeout of one API call. */
   requestTimeoutMs: number;
-  /** How long an Application's uid is reused for owner references. */
-  ownerCacheMs: number;
+  /** Where the Applications' uids for owner references come from (shared with Events and reads in the executor). */
+  applications?: ApplicationLookup;
   /** Limits the sweep and pruning to one namespace (tests); default: all. */
   namespace?: string;
 }
@@ -118,17 +108,17 @@ export interface KubeRunStoreOptions extends RetentionOptions {
 export const kubeRunStoreDefaults: KubeRunStoreOptions = {
   ...retentionDefaults,
   requestTimeoutMs: 10_000,
-  ownerCacheMs: 60_000,
 };
 
 export class KubeRunStore implements RunStore {
   private readonly api: CustomObjectsApi;
   private readonly options: KubeRunStoreOptions;
-  private readonly owners = new Map<string, { uid: string | undefined; at: number }>();
+  private readonly applications: ApplicationLookup;
 
   constructor(kc: KubeConfig, private readonly log: Logger, options: Partial<KubeRunStoreOptions> = {}, private readonly now: () => number = Date.now) {
     this.api = kc.makeApiClient(CustomObjectsApi);
     this.options = { ...kubeRunStoreDefaults, ...options };
+    this.applications = options.applications ?? new ApplicationLookup(kc);
   }
 
   async get(run: RunIdentity): Promise<RunRecord | undefined> {
@@ -243,21 +233,14 @@ export class KubeRunStore implements RunStore {
 
   /** The Application's uid for the owner reference; undefined when there is no such Application (a direct client). */
   private async ownerUid(run: RunIdentity): Promise<string | undefined> {
-    const key = `${run.namespace}/${run.application}`;
-    const cached = this.owners.get(key);
-    if (cached && this.now() - cached.at < this.options.ownerCacheMs) return cached.uid;
-    let uid: string | undefined;
+    let app;
     try {
-      const app = (await this.call(this.api.getNamespacedCustomObject({ group: "core.oam.dev", version: "v1beta1", namespace: run.namespace, plural: "applications", name: run.application }), "reading the Application")) as { metadata?: { uid?: string } };
-      uid = app.metadata?.uid;
+      app = await this.applications.get(run.namespace, run.application);
     } catch (err) {
-      const e = apiError(err);
-      if (e.code !== 404) throw this.mapError(err, "reading the Application of");
-      this.log.warn({ application: key }, "no KubeVela Application of this name: its StepRun gets no owner reference and is pruned by age only");
+      throw this.mapError(err, "reading the Application of");
     }
-    if (this.owners.size > 10_000) this.owners.clear();
-    this.owners.set(key, { uid, at: this.now() });
-    return uid;
+    if (!app) this.log.warn({ application: `${run.namespace}/${run.application}` }, "no KubeVela Application of this name: its StepRun gets no owner reference and is pruned by age only");
+    return app?.uid;
   }
 
   private call<T>(p: Promise<T>, what: string): Promise<T> {

@@ -14,6 +14,8 @@ import { createLogger } from "./log.js";
 import { createMetrics, githubResource, metricsObserver } from "./metrics.js";
 import { observers } from "./observe.js";
 import { MemoryRunStore } from "./runs.js";
+import { ObjectWatches } from "./object-watch.js";
+import { ApplicationLookup } from "./applications.js";
 import { ApplicationSessionProbe } from "./session-probe.js";
 import { ApplicationWaker, noWake } from "./wake.js";
 import { createStepKinds } from "../steps/index.js";
@@ -37,14 +39,19 @@ async function main() {
   const log = createLogger(config.logLevel).child({ executor: identity });
   let kube;
   let kc;
+  // One lookup of Applications for the run store, Events and reads: one GET per Application, not per run and user.
+  let applications;
+  // One set of object watches for the process: steps waiting on one object share its watch.
+  const watches = new ObjectWatches({ maxWatches: config.maxObjectWatches, pollIntervalMs: config.pollIntervalMs });
   try {
     kc = loadKubeConfig(config.kubeconfig);
-    kube = createKubeReader(kc);
+    applications = new ApplicationLookup(kc);
+    kube = createKubeReader(kc, watches, applications);
   } catch (err) {
     process.stderr.write(`step-executor: cannot load a kubeconfig (${(err as Error).message}); set KUBECONFIG or --kubeconfig, or run in a cluster\n`);
     process.exit(2);
   }
-  const metrics = createMetrics();
+  const metrics = createMetrics({ objectsFollowed: () => watches.counts() });
   const http = createHttpClient({
     allowLinkLocal: config.allowLinkLocal,
     allow: config.outboundAllow,
@@ -57,7 +64,7 @@ async function main() {
     onRateLimit: (resource, remaining) => metrics.githubRateRemaining.set({ resource: githubResource(resource) }, remaining),
   });
   const stepKinds = createStepKinds({ githubHub });
-  const events = config.events ? new ApplicationEvents(kc, log, identity, metrics) : undefined;
+  const events = config.events ? new ApplicationEvents(kc, log, identity, metrics, { applications }) : undefined;
   const retention = { retentionMs: config.runRetentionMs, maxFinished: config.runMaxFinished };
   const waker = config.wake ? new ApplicationWaker(kc, log) : noWake;
   let leases: ReplicaLeases | undefined;
@@ -83,7 +90,7 @@ async function main() {
       process.stderr.write(`step-executor: ${(err as Error).message}; the executor needs its Lease (set --lease-namespace to an existing namespace it may write Leases in, or --run-store memory for a single replica)\n`);
       process.exit(1);
     }
-    Object.assign(deps, { store: new KubeRunStore(kc, log, retention), liveness: leases, handOver: true });
+    Object.assign(deps, { store: new KubeRunStore(kc, log, { ...retention, applications }), liveness: leases, handOver: true });
   }
   const engine = new RunEngine(deps);
   const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, log, maxBodyBytes: config.maxBodyBytes, metrics });
@@ -108,6 +115,7 @@ async function main() {
     await engine.drain(config.shutdownGraceMs);
     // Then the Lease goes: whatever could not be released is taken over at once.
     await leases?.stop();
+    watches.close();
     await waker.idle();
     await events?.idle();
     server.close();

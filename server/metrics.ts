@@ -4,7 +4,12 @@ import { isIP } from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RunObserver } from "./observe.js";
 
-export function createMetrics() {
+export interface MetricSources {
+  /** Objects waiting steps follow, by how (server/object-watch.ts). */
+  objectsFollowed?: () => { watch: number; poll: number };
+}
+
+export function createMetrics(sources: MetricSources = {}) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "step_executor_" });
   const m = {
@@ -26,6 +31,15 @@ export function createMetrics() {
     githubRateRemaining: new Gauge({
       name: "step_executor_github_ratelimit_remaining", help: "Requests left in GitHub's rate-limit window (x-ratelimit-remaining of the latest answer), by GitHub's rate-limit resource",
       labelNames: ["resource"], registers: [registry],
+    }),
+    objectsFollowed: new Gauge({
+      name: "step_executor_objects_followed", help: "Objects waiting steps follow, by mode: watch (one watch each, shared by the steps waiting on it) or poll (GETs every --poll-interval: past --max-object-watches, or the reading identity may not list/watch)",
+      labelNames: ["mode"], registers: [registry],
+      collect() {
+        const c = sources.objectsFollowed?.() ?? { watch: 0, poll: 0 };
+        this.set({ mode: "watch" }, c.watch);
+        this.set({ mode: "poll" }, c.poll);
+      },
     }),
     events: new Counter({ name: "step_executor_events_total", help: "Kubernetes Events about steps, by reason and what became of them (created, aggregated, dropped, error)", labelNames: ["reason", "result"], registers: [registry] }),
   };

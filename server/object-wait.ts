@@ -88,25 +88,30 @@ export function judgeObject(p: PreparedWait, obj: KubeObject | undefined): StepR
   }
 }
 
+/**
+ * Judges the object on every change a shared watch reports (server/object-watch.ts) rather than
+ * on a timer: a condition that becomes true ends the step within milliseconds, and the API server
+ * serves one watch per object instead of a GET per waiting step per poll interval.
+ */
 export async function waitForObject(ctx: StepContext, p: PreparedWait): Promise<StepResult> {
   const deadline = ctx.now() + p.timeoutMs;
-  let last = "";
-  for (;;) {
-    let verdict: StepResult | string;
-    try {
-      verdict = judgeObject(p, await ctx.kube.readObject(p.ref));
-    } catch (err) {
-      if (ctx.signal.aborted || err instanceof ForbiddenReadError) throw err;
-      verdict = err instanceof UnknownKindError
-        ? `waiting: ${err.message} (check apiVersion and kind, or install its CRD)`
-        : `waiting for ${describeRef(p.ref)}: ${describeError(err)}`;
+  const feed = ctx.kube.watchObject(p.ref);
+  try {
+    for (;;) {
+      const look = await feed.read();
+      let verdict: StepResult | string;
+      if (look.error === undefined) verdict = judgeObject(p, look.object);
+      else if (look.error instanceof ForbiddenReadError) throw look.error;
+      else if (look.error instanceof UnknownKindError) verdict = `waiting: ${look.error.message} (check apiVersion and kind, or install its CRD)`;
+      else verdict = `waiting for ${describeRef(p.ref)}: ${describeError(look.error)}`;
+      if (typeof verdict !== "string") return verdict;
+      if (ctx.now() >= deadline) {
+        return { phase: "failed", message: `timed out after ${formatDuration(p.timeoutMs)}: ${verdict.replace(/^waiting/, "still waiting")}` };
+      }
+      ctx.progress(verdict);
+      await feed.changed(look.version, Math.max(0, deadline - ctx.now()), ctx.signal);
     }
-    if (typeof verdict !== "string") return verdict;
-    last = verdict;
-    if (ctx.now() >= deadline) {
-      return { phase: "failed", message: `timed out after ${formatDuration(p.timeoutMs)}: ${last.replace(/^waiting/, "still waiting")}` };
-    }
-    ctx.progress(last);
-    await ctx.sleep(Math.min(ctx.tuning.pollIntervalMs, Math.max(0, deadline - ctx.now())));
+  } finally {
+    feed.close();
   }
 }

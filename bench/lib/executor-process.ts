@@ -3,7 +3,7 @@
 // point; started by bench/lib/executor.ts):
 //   - RunEngine.prototype.poll: polls and engine time per Application (namespace/application);
 //   - http.createServer (express's app.listen): server-side time of every POST, the event-loop
-//     delay, and GET /bench/{stats,latency,gc} answered before the app sees them; prints
+//     delay, and GET /bench/{stats,latency,gc,heap} answered before the app sees them; prints
 //     "BENCH-LISTENING <port>" once listening;
 //   - https.request (the kube client's transport): the executor's own requests to the
 //     kube-apiserver, by verb and resource.
@@ -14,6 +14,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { writeHeapSnapshot } from "node:v8";
 import { KubeConfig } from "@kubernetes/client-node";
 import { RunEngine } from "../../server/engine.js";
 
@@ -101,6 +102,10 @@ function benchEndpoint(req: IncomingMessage, res: ServerResponse): boolean {
     (globalThis as { gc?: () => void }).gc?.();
     const m = process.memoryUsage();
     json(res, { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers });
+  } else if (url.startsWith("/bench/heap")) {
+    // A heap snapshot (for finding what the runs retain), written where ?path= says.
+    const path = new URL(url, "http://x").searchParams.get("path");
+    json(res, { path: path ? writeHeapSnapshot(path) : undefined });
   } else {
     const m = process.memoryUsage();
     json(res, {

@@ -4,6 +4,7 @@
 import { expect } from "chai";
 import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { createKubeReader, ForbiddenReadError, kubeReaderForRun } from "../../server/kube.js";
+import { ObjectWatches } from "../../server/object-watch.js";
 import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { startExecutor, type Executor } from "../fixtures/executor.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
@@ -22,8 +23,8 @@ describe("impersonation of the Application's ServiceAccount (real kube-apiserver
     ns = await tempNamespace("impersonate");
     target = await startTarget((_r, res) => reply(res, 200, "ok"));
     const { core } = kubeClients();
-    for (const sa of ["deployer", "reader"]) await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
-    for (const [name, sa] of [["as-deployer", "deployer"], ["as-reader", "reader"]]) {
+    for (const sa of ["deployer", "reader", "watcher"]) await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: sa } } });
+    for (const [name, sa] of [["as-deployer", "deployer"], ["as-reader", "reader"], ["as-watcher", "watcher"]]) {
       await applyObject({
         apiVersion: "core.oam.dev/v1beta1", kind: "Application",
         metadata: { name, namespace: ns.name, annotations: { "app.oam.dev/service-account-name": sa } },
@@ -38,6 +39,13 @@ describe("impersonation of the Application's ServiceAccount (real kube-apiserver
       metadata: { name: "reader" },
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "reader" },
       subjects: [{ kind: "ServiceAccount", name: "reader", namespace: ns.name }],
+    } });
+    // "watcher" may also list and watch ConfigMaps.
+    await rbac().createNamespacedRole({ namespace: ns.name, body: { metadata: { name: "watcher" }, rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch"] }] } });
+    await rbac().createNamespacedRoleBinding({ namespace: ns.name, body: {
+      metadata: { name: "watcher" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "watcher" },
+      subjects: [{ kind: "ServiceAccount", name: "watcher", namespace: ns.name }],
     } });
   });
   after(async () => { await executor.close(); await target.close(); await ns.delete(); });
@@ -56,6 +64,27 @@ describe("impersonation of the Application's ServiceAccount (real kube-apiserver
   it("a ServiceAccount whose Role grants get: the wait succeeds", async () => {
     const { answer } = await executor.pollUntilDone("read-object-and-wait", wait, run("as-reader"));
     expect(answer.body).to.include({ phase: "succeeded", message: `ConfigMap ${ns.name}/flag: condition \`object.data.on == 'yes'\` is true` });
+  });
+
+  it("waits follow by watch where the ServiceAccount may list and watch, and re-read every poll interval where it may only get", async () => {
+    const watches = new ObjectWatches({ pollIntervalMs: 100 });
+    const own = await startExecutor({ watches });
+    try {
+      await applyObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "later", namespace: ns.name }, data: { on: "no" } } as never);
+      const later = { ...wait, name: "later" };
+      const [r, w] = [run("as-reader"), run("as-watcher")];
+      expect((await own.poll("read-object-and-wait", later, r)).body.phase).to.equal("running");
+      expect((await own.poll("read-object-and-wait", later, w)).body.phase).to.equal("running");
+      const end = Date.now() + 3_000;
+      while (Date.now() < end && JSON.stringify(watches.counts()) !== JSON.stringify({ watch: 1, poll: 1 })) await new Promise((res) => setTimeout(res, 20));
+      // One feed per identity: the two ServiceAccounts do not share what they may see.
+      expect(watches.counts()).to.deep.equal({ watch: 1, poll: 1 });
+      await applyObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "later", namespace: ns.name }, data: { on: "yes" } } as never);
+      expect((await own.pollUntilDone("read-object-and-wait", later, r, 5_000)).answer.body.phase).to.equal("succeeded");
+      expect((await own.pollUntilDone("read-object-and-wait", later, w, 5_000)).answer.body.phase).to.equal("succeeded");
+    } finally {
+      await own.close();
+    }
   });
 
   it("Secret lookups impersonate too: refused for the ServiceAccount without rights, nothing sent; allowed with them", async () => {

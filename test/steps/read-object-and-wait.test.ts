@@ -32,6 +32,18 @@ describe("read-object-and-wait (real kube-apiserver)", () => {
     });
   });
 
+  it("conditions and outputs see the object as the API server sends it: timestamps are strings", async () => {
+    await applyObject(cm("stamped", { a: "b" }));
+    const { answer } = await executor.pollUntilDone("read-object-and-wait", {
+      apiVersion: "v1", kind: "ConfigMap", name: "stamped",
+      condition: "object.metadata.creationTimestamp.startsWith('20')",
+      outputs: { created: "object.metadata.creationTimestamp", kind: "object.kind" },
+    }, newRun(ns.name));
+    expect(answer.body.phase).to.equal("succeeded");
+    expect(answer.body.outputs.created).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(answer.body.outputs.kind).to.equal("ConfigMap");
+  });
+
   it("defaults to the Application's namespace and generic readiness", async () => {
     await applyObject(cm("plain", { a: "b" }));
     const { answer } = await executor.pollUntilDone("read-object-and-wait", { apiVersion: "v1", kind: "ConfigMap", name: "plain" }, newRun(ns.name));
