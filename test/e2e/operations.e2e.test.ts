@@ -121,7 +121,7 @@ describe("e2e: metrics and Events after real steps", function () {
     }
     const own = text.split("\n").filter((l) => l.startsWith("step_executor_") && !/^step_executor_(process|nodejs)_/.test(l)).join("\n");
     const labelValues = new Set([...own.matchAll(/[a-z_]+="([^"]*)"/g)].map((m) => m[1]!));
-    const allowed = /^(http-request|read-object-and-wait|apply-and-wait|github-actions|unknown|running|succeeded|failed|handed-over|lost|loopback|private|link-local|public-ip|cluster|external|error|refused|Step[A-Za-z]+|created|aggregated|dropped|core|other|\d{3}|[0-9.]+|\+Inf)$/;
+    const allowed = /^(http-request|read-object-and-wait|apply-and-wait|github-actions|unknown|running|succeeded|failed|handed-over|lost|loopback|private|link-local|public-ip|cluster|external|error|refused|Step[A-Za-z]+|created|aggregated|dropped|core|other|watch|poll|\d{3}|[0-9.]+|\+Inf)$/;
     for (const v of labelValues) expect(v, `label value ${v}`).to.match(allowed);
   });
 });
