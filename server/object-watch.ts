@@ -54,6 +54,8 @@ export const objectWatchDefaults: ObjectWatchOptions = { maxWatches: 1_000, poll
 /** The shared feeds of one executor: one per object and identity. */
 export class ObjectWatches {
   private readonly shared = new Map<string, SharedFeed>();
+  /** Feeds in watch mode (kept as a count: a new feed must not scan thousands of others). */
+  private watching = 0;
   readonly options: ObjectWatchOptions;
 
   constructor(options: Partial<ObjectWatchOptions> = {}) {
@@ -64,8 +66,15 @@ export class ObjectWatches {
     const key = JSON.stringify([identity, ref.apiVersion, ref.kind, ref.namespace, ref.name]);
     let s = this.shared.get(key);
     if (!s) {
-      const watching = [...this.shared.values()].filter((x) => x.mode === "watch").length;
-      s = new SharedFeed(source, ref, this.options, watching < this.options.maxWatches ? "watch" : "poll", () => this.shared.delete(key));
+      const mode = this.watching < this.options.maxWatches ? "watch" : "poll";
+      if (mode === "watch") this.watching++;
+      s = new SharedFeed(source, ref, this.options, mode, {
+        polling: () => { this.watching--; },
+        stopped: (feed) => {
+          if (feed.mode === "watch") this.watching--;
+          this.shared.delete(key);
+        },
+      });
       this.shared.set(key, s);
     }
     return s.subscribe();
@@ -73,9 +82,7 @@ export class ObjectWatches {
 
   /** Objects followed, by how (for metrics and tests). */
   counts(): { watch: number; poll: number } {
-    let watch = 0;
-    for (const s of this.shared.values()) if (s.mode === "watch") watch++;
-    return { watch, poll: this.shared.size - watch };
+    return { watch: this.watching, poll: this.shared.size - this.watching };
   }
 
   close(): void {
@@ -92,7 +99,13 @@ class SharedFeed {
   private readonly stopped = new AbortController();
   private refs = 0;
 
-  constructor(private readonly source: WatchSource, private readonly ref: ObjectRef, private readonly o: ObjectWatchOptions, public mode: "watch" | "poll", private readonly onStop: () => void) {
+  constructor(
+    private readonly source: WatchSource,
+    private readonly ref: ObjectRef,
+    private readonly o: ObjectWatchOptions,
+    public mode: "watch" | "poll",
+    private readonly tell: { polling(): void; stopped(feed: SharedFeed): void },
+  ) {
     this.firstLook = new Promise((resolve) => { this.markLoaded = resolve; });
     void this.loop();
   }
@@ -117,7 +130,7 @@ class SharedFeed {
   stop(): void {
     if (this.stopped.signal.aborted) return;
     this.stopped.abort();
-    this.onStop();
+    this.tell.stopped(this);
   }
 
   private changed(version: number, ms: number, signal: AbortSignal): Promise<void> {
@@ -158,7 +171,7 @@ class SharedFeed {
         this.set(listed.object);
         from = listed.resourceVersion;
       } catch (err) {
-        if (err instanceof WatchDenied) { this.mode = "poll"; continue; }
+        if (err instanceof WatchDenied) { this.toPolling(); continue; }
         this.set(undefined, err);
         // Retried as often as polling would read (an unknown kind may be a CRD being installed).
         await sleep(Math.min(this.o.pollIntervalMs * 2 ** failures++, 5_000), stop).catch(() => undefined);
@@ -166,12 +179,17 @@ class SharedFeed {
       }
       const started = Date.now();
       const end = await this.watch(from);
-      if (end === "denied") { this.mode = "poll"; continue; }
+      if (end === "denied") { this.toPolling(); continue; }
       // A watch that ended at once (an error, 410 Gone) is not retried in a tight loop.
       failures = end === "error" ? failures + 1 : 0;
       const pause = end === "error" ? Math.min(this.o.pollIntervalMs * 2 ** (failures - 1), 5_000) : Date.now() - started < 1_000 ? 1_000 : 0;
       if (pause > 0) await sleep(pause, stop).catch(() => undefined);
     }
+  }
+
+  private toPolling(): void {
+    this.mode = "poll";
+    this.tell.polling();
   }
 
   /** Follows the object from `resourceVersion` until the watch ends. */
@@ -189,9 +207,15 @@ class SharedFeed {
       let controller: AbortController | undefined;
       const onStop = () => controller?.abort();
       stop.addEventListener("abort", onStop, { once: true });
+      const timeoutSeconds = Math.round(this.o.watchTimeoutS * (1 + Math.random() / 5));
+      // A connection that died without a close (a dropped network path) would leave the watch
+      // silent for ever: the API server ends it after timeoutSeconds, so past that it is renewed here.
+      let silent = false;
+      const guard = setTimeout(() => { silent = true; controller?.abort(); }, (timeoutSeconds + 30) * 1000);
       const finish = (err: unknown) => {
+        clearTimeout(guard);
         stop.removeEventListener("abort", onStop);
-        if (err && outcome === "ended") outcome = (err as { statusCode?: number }).statusCode === 403 ? "denied" : "error";
+        if (err && outcome === "ended" && !silent) outcome = (err as { statusCode?: number }).statusCode === 403 ? "denied" : "error";
         resolve(outcome);
       };
       const query = {
@@ -199,7 +223,7 @@ class SharedFeed {
         resourceVersion,
         allowWatchBookmarks: true,
         // Spread renewals: many watches opened together should not re-list together.
-        timeoutSeconds: Math.round(this.o.watchTimeoutS * (1 + Math.random() / 5)),
+        timeoutSeconds,
       };
       new Watch(this.source.kc).watch(path, query, (type, object: KubeObject & { code?: number }) => {
         if (type === "ADDED" || type === "MODIFIED") this.set(object);

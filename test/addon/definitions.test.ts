@@ -8,7 +8,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildAddon, dummyKubeconfig, harnessBin, kinds, removeDir, sh, tempDir, velaBin, type Kind } from "./fixture.js";
+import { buildAddon, dummyKubeconfig, harnessOrSkip, kinds, removeDir, sh, tempDir, velaBin, type Kind } from "./fixture.js";
 import { schemas } from "../../steps/generated/index.js";
 
 const TOKEN = "addon-test-token-0123456789";
@@ -132,11 +132,7 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
   const executor = new StubExecutor();
 
   before(async function () {
-    harness = await harnessBin();
-    if (!harness) {
-      console.warn("    (skipped: no Go toolchain to build test/addon/harness)");
-      this.skip();
-    }
+    harness = await harnessOrSkip(this);
     addon = await buildAddon();
     await executor.start();
   });

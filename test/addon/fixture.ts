@@ -97,6 +97,16 @@ export function readJson<T = unknown>(path: string): T {
  * The step harness (test/addon/harness): KubeVela's own step runner for one definition. Built
  * with the Go toolchain and cached by the hash of its sources; undefined when Go is missing.
  */
+/** The harness for a suite's before hook: skips the suite, saying why, where no Go toolchain can build it. */
+export async function harnessOrSkip(ctx: Mocha.Context): Promise<string> {
+  const bin = await harnessBin();
+  if (!bin) {
+    console.warn("    (skipped: no Go toolchain to build test/addon/harness)");
+    ctx.skip();
+  }
+  return bin!;
+}
+
 export async function harnessBin(): Promise<string | undefined> {
   try {
     await sh("go", ["version"]);
