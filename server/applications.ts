@@ -3,6 +3,7 @@
 // ServiceAccount annotation). Concurrent lookups of one Application share one GET, and answers
 // are kept `ttlMs`: 10,000 runs of one Application cost one read, not three each.
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { apiError } from "./errors.js";
 import { timed } from "./retry.js";
 
 export interface ApplicationMeta {
@@ -60,24 +61,14 @@ export class ApplicationLookup {
     } catch (err) {
       const code = (err as { code?: number }).code;
       // 404: no such Application, or no Application CRD at all (a client that is not KubeVela).
-      if (code !== 404) throw new ApplicationReadError(`error reading Application ${namespace}/${name}: ${describe(err)}`, code, { cause: err });
+      if (code !== 404) {
+        const e = apiError(err);
+        throw new ApplicationReadError(`error reading Application ${namespace}/${name}: ${e.code ? `HTTP ${e.code} ${e.message}` : e.message}`, code, { cause: err });
+      }
       meta = null;
     }
     if (this.known.size >= this.o.max) this.known.clear();
     this.known.set(`${namespace}/${name}`, { meta, at: this.now() });
     return meta;
   }
-}
-
-function describe(err: unknown): string {
-  const e = err as { code?: number; body?: unknown; message?: string };
-  if (typeof e.code === "number") {
-    let reason = "";
-    try {
-      const body = typeof e.body === "string" ? JSON.parse(e.body) : e.body;
-      reason = (body as { message?: string })?.message ?? "";
-    } catch { /* not JSON */ }
-    return `HTTP ${e.code}${reason ? ` ${reason}` : ""}`;
-  }
-  return e.message ?? String(err);
 }

@@ -49,3 +49,27 @@ export function describeError(err: unknown): string {
   }
   return String(err);
 }
+
+export interface KubeApiError {
+  code: number;
+  reason: string;
+  message: string;
+  /** A 404 for a missing object (not a missing resource type). */
+  objectNotFound: boolean;
+}
+
+/** Status code, reason and message of an API error; code 0 for transport errors and timeouts. */
+export function apiError(err: unknown): KubeApiError {
+  const e = err as { code?: unknown; body?: unknown; message?: string };
+  if (typeof e?.code !== "number") return { code: 0, reason: "", message: describeError(err), objectNotFound: false };
+  let body: { reason?: string; message?: string; details?: { name?: string } } | undefined;
+  try {
+    body = typeof e.body === "string" ? JSON.parse(e.body) : (e.body as typeof body);
+  } catch { /* not JSON */ }
+  return {
+    code: e.code,
+    reason: body?.reason ?? "",
+    message: body?.message ?? e.message ?? "",
+    objectNotFound: e.code === 404 && body?.reason === "NotFound" && !!body.details?.name,
+  };
+}

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { ApplicationLookup } from "./applications.js";
-import { describeError } from "./errors.js";
+import { apiError, describeError } from "./errors.js";
 import { timed } from "./retry.js";
 import {
   recordsToPrune, retentionDefaults, runKey, StoreRejectedError, StoreUnavailableError,
@@ -71,30 +71,6 @@ export function applicationLabel(application: string): string {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const ms = (s: string | undefined) => (s ? Date.parse(s) : NaN);
-
-export interface KubeApiError {
-  code: number;
-  reason: string;
-  message: string;
-  /** A 404 for a missing object (not a missing resource type). */
-  objectNotFound: boolean;
-}
-
-/** Status code, reason and message of an API error; code 0 for transport errors and timeouts. */
-export function apiError(err: unknown): KubeApiError {
-  const e = err as { code?: unknown; body?: unknown; message?: string };
-  if (typeof e?.code !== "number") return { code: 0, reason: "", message: describeError(err), objectNotFound: false };
-  let body: { reason?: string; message?: string; details?: { name?: string } } | undefined;
-  try {
-    body = typeof e.body === "string" ? JSON.parse(e.body) : (e.body as typeof body);
-  } catch { /* not JSON */ }
-  return {
-    code: e.code,
-    reason: body?.reason ?? "",
-    message: body?.message ?? e.message ?? "",
-    objectNotFound: e.code === 404 && body?.reason === "NotFound" && !!body.details?.name,
-  };
-}
 
 export interface KubeRunStoreOptions extends RetentionOptions {
   /** Timeout of one API call. */
