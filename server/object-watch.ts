@@ -226,8 +226,9 @@ class SharedFeed {
         timeoutSeconds,
       };
       new Watch(this.source.kc).watch(path, query, (type, object: KubeObject & { code?: number }) => {
-        if (type === "ADDED" || type === "MODIFIED") this.set(object);
-        else if (type === "DELETED") this.set(undefined);
+        // The field selector names the object; an event for any other is not believed.
+        if ((type === "ADDED" || type === "MODIFIED") && object?.metadata?.name === this.ref.name) this.set(object);
+        else if (type === "DELETED" && object?.metadata?.name === this.ref.name) this.set(undefined);
         else if (type === "ERROR") {
           // 410 Gone: the resourceVersion is too old; list again. Anything else: list again too.
           outcome = object.code === 410 ? "expired" : "error";
