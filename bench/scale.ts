@@ -11,7 +11,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { sign } from "../server/auth.js";
+import { namespaceKey, sign } from "../server/auth.js";
 import type { BenchContext } from "./lib/context.js";
 import { apiserverRequests, componentCpu, createObject, deltaRequests, tempNamespace } from "./lib/cluster.js";
 import { fmt, log, MiB, pool, sleep, summary } from "./lib/common.js";
@@ -87,7 +87,7 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
   // The bodies and signatures, as the definitions would send them (precomputed: the generator stays cheap).
   const bodies = Array.from({ length: level.n }, (_, i) => {
     const body = JSON.stringify({ run: { namespace, application: "scale", step: `s${i}`, session: `${level.mode}-${level.n}-${i}` }, parameter });
-    return { body, headers: { "content-type": "application/json", "x-step-executor-signature": sign(executor.token, body) } };
+    return { body, headers: { "content-type": "application/json", "x-step-executor-signature": sign(namespaceKey(executor.token, namespace), body) } };
   });
   let errors = 0;
   const send = async (i: number): Promise<{ ms: number; phase?: string }> => {

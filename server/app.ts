@@ -13,6 +13,8 @@ export interface AppDeps {
   kinds: ReadonlyMap<string, StepKind>;
   engine: RunEngine;
   tokens: readonly string[];
+  /** Accept the token itself as a bearer (--bearer-auth). */
+  bearerAuth?: boolean;
   log: Logger;
   maxBodyBytes: number;
   /** Extra readiness check (e.g. the kube client can reach the API server). */
@@ -32,7 +34,12 @@ const validateEnvelope = compileValidator<{ run: RunIdentity & { revision?: stri
       additionalProperties: false,
       // `revision` (context.appRevision) is optional: it only helps recognise KubeVela's
       // duplicate sessions (server/sessions.ts).
-      properties: { namespace: identityPart, application: identityPart, step: identityPart, session: identityPart, revision: { type: "string", maxLength: 253 } },
+      properties: {
+        // Names that go into API paths are path-safe (server/object-ref.ts) before anything reads them.
+        namespace: { type: "string", pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$" },
+        application: { type: "string", pattern: "^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$" },
+        step: identityPart, session: identityPart, revision: { type: "string", maxLength: 253 },
+      },
     },
     parameter: { type: "object" },
   },
@@ -78,15 +85,20 @@ export function createApp(deps: AppDeps): express.Express {
     express.raw({ type: () => true, limit: deps.maxBodyBytes }),
     async (req: Request<{ kind: string }>, res: Response) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      authenticate(deps.tokens, { authorization: req.get("authorization"), signature: req.get(SIGNATURE_HEADER) }, body);
-      const kind = deps.kinds.get(req.params.kind);
-      if (!kind) throw new NotFoundError(`unknown step kind "${req.params.kind}"; known kinds: ${[...deps.kinds.keys()].join(", ")}`);
+      // Parsed before authentication: the signature is checked with the key of the namespace the body names.
       let parsed: unknown;
+      let parseError: Error | undefined;
       try {
         parsed = JSON.parse(body.toString("utf8"));
       } catch (err) {
-        throw new InputError(`the request body is not valid JSON: ${(err as Error).message}`);
+        parseError = err as Error;
       }
+      const claimed = (parsed as { run?: { namespace?: unknown } } | null)?.run?.namespace;
+      authenticate(deps.tokens, { authorization: req.get("authorization"), signature: req.get(SIGNATURE_HEADER) }, body,
+        typeof claimed === "string" ? claimed : undefined, deps.bearerAuth);
+      const kind = deps.kinds.get(req.params.kind);
+      if (!kind) throw new NotFoundError(`unknown step kind "${req.params.kind}"; known kinds: ${[...deps.kinds.keys()].join(", ")}`);
+      if (parseError) throw new InputError(`the request body is not valid JSON: ${parseError.message}`);
       checkDepth(parsed);
       const envelope = validateEnvelope(parsed, "request");
       const parameter = validators.get(kind.kind)!(envelope.parameter, "parameter");

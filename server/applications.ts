@@ -9,6 +9,27 @@ import { timed } from "./retry.js";
 export interface ApplicationMeta {
   uid?: string;
   annotations: Record<string, string>;
+  /** Sessions of steps that have ended (`step` + "\n" + id, step groups' sub-steps included), as the status showed them. */
+  endedSessions?: ReadonlySet<string>;
+}
+
+interface StepStatus {
+  name?: string;
+  id?: string;
+  phase?: string;
+  subSteps?: StepStatus[];
+}
+
+export function sessionKey(step: string, session: string): string {
+  return `${step}\n${session}`;
+}
+
+function endedSessions(steps: StepStatus[] | undefined, into = new Set<string>()): Set<string> {
+  for (const s of steps ?? []) {
+    if (s.name && s.id && ["succeeded", "failed", "skipped"].includes(s.phase ?? "")) into.add(sessionKey(s.name, s.id));
+    endedSessions(s.subSteps, into);
+  }
+  return into;
 }
 
 export interface ApplicationLookupOptions {
@@ -56,8 +77,8 @@ export class ApplicationLookup {
       const app = (await timed(
         this.api.getNamespacedCustomObject({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name }),
         this.o.requestTimeoutMs, "reading the Application",
-      )) as { metadata?: { uid?: string; annotations?: Record<string, string> } };
-      meta = { ...(app.metadata?.uid ? { uid: app.metadata.uid } : {}), annotations: app.metadata?.annotations ?? {} };
+      )) as { metadata?: { uid?: string; annotations?: Record<string, string> }; status?: { workflow?: { steps?: StepStatus[] } } };
+      meta = { ...(app.metadata?.uid ? { uid: app.metadata.uid } : {}), annotations: app.metadata?.annotations ?? {}, endedSessions: endedSessions(app.status?.workflow?.steps) };
     } catch (err) {
       const code = (err as { code?: number }).code;
       // 404: no such Application, or no Application CRD at all (a client that is not KubeVela).

@@ -43,6 +43,12 @@ export interface Config {
   confirmSession: boolean;
   /** Kubernetes Events on the Application for a step's start, retries and end. */
   events: boolean;
+  /** Kinds apply-and-wait applies although refused by default (RBAC, Secret, quotas). */
+  applyAllowKinds: string[];
+  /** Accept the master token as a bearer (direct clients, benchmarks); signed requests need no such thing. */
+  bearerAuth: boolean;
+  /** vela-core's AuthenticateApplication feature is on: Applications without an identity are read for as system:anonymous. */
+  authenticateApplication: boolean;
 }
 
 const SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -75,6 +81,9 @@ export const configOptions = {
   wake: { type: "string", env: "STEP_EXECUTOR_WAKE", default: "on", help: "on|off: annotate the Application when a run finishes so KubeVela polls at once" },
   "confirm-session": { type: "string", env: "STEP_EXECUTOR_CONFIRM_SESSION", default: "on", help: "on|off: side effects wait for KubeVela's second poll (off: ~1 s faster, not safe across a controller restart)" },
   events: { type: "string", env: "STEP_EXECUTOR_EVENTS", default: "on", help: "on|off: Kubernetes Events on the Application for a step's start, retries and end" },
+  "apply-allow-kinds": { type: "string", env: "STEP_EXECUTOR_APPLY_ALLOW_KINDS", default: "", help: "kinds apply-and-wait applies although refused by default (Role, RoleBinding, Secret, ResourceQuota, LimitRange): comma-separated Kind or group/Kind" },
+  "bearer-auth": { type: "string", env: "STEP_EXECUTOR_BEARER_AUTH", default: "off", help: "on|off: also accept the token itself as `Authorization: Bearer` (direct clients); off, only requests signed with a namespace's key are accepted" },
+  "authenticate-application": { type: "string", env: "STEP_EXECUTOR_AUTHENTICATE_APPLICATION", default: "off", help: "on|off: set as KubeVela's AuthenticateApplication feature gate; on, steps of an Application that names no user or ServiceAccount read as system:anonymous, as KubeVela acts for it" },
   help: { type: "boolean", env: "", help: "show this help" },
 } as const;
 
@@ -132,7 +141,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   };
   const runStore = get("run-store");
   if (runStore !== "kube" && runStore !== "memory") throw new ConfigError(`--run-store: "${runStore}" is not kube or memory`);
-  const onOff = (k: "wake" | "confirm-session" | "events") => {
+  const onOff = (k: "wake" | "confirm-session" | "events" | "bearer-auth" | "authenticate-application") => {
     const v = get(k)!.toLowerCase();
     if (!["on", "off", "true", "false"].includes(v)) throw new ConfigError(`--${k}: "${get(k)}" is not on or off`);
     return v === "on" || v === "true";
@@ -173,7 +182,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     wake: onOff("wake"),
     confirmSession: onOff("confirm-session"),
     events: onOff("events"),
+    applyAllowKinds: get("apply-allow-kinds")!.split(",").map((e) => e.trim()).filter(Boolean),
+    bearerAuth: onOff("bearer-auth"),
+    authenticateApplication: onOff("authenticate-application"),
   };
+  const badKind = config.applyAllowKinds.find((k) => !/^([a-z0-9.-]+\/)?([A-Z][A-Za-z0-9]*|\*)$/.test(k));
+  if (badKind) throw new ConfigError(`--apply-allow-kinds: "${badKind}" is not Kind or group/Kind (e.g. Role, rbac.authorization.k8s.io/RoleBinding)`);
   if (identity) config.identity = identity;
   const kubeconfig = get("kubeconfig");
   if (kubeconfig) config.kubeconfig = kubeconfig;

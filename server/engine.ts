@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "pino";
+import { sessionKey } from "./applications.js";
 import { describeError, TerminalError, UnavailableError } from "./errors.js";
 import type { HttpClient } from "./http-client.js";
 import { kubeReaderForRun, type KubeReader } from "./kube.js";
@@ -22,6 +23,8 @@ export interface RunView {
   phase: RunRecord["phase"];
   message: string;
   outputs: Record<string, unknown>;
+  /** The template may write what the step kind admitted (StepKind.admit). */
+  approved?: true;
 }
 
 export interface EngineDeps {
@@ -52,6 +55,14 @@ export interface EngineDeps {
    * stored the session in the Application's status, instead of on the first (docs/runs.md). Default off.
    */
   confirmSessions?: boolean;
+  /**
+   * Before a new run starts, check the caller's claims with the API server: the Application exists
+   * in the namespace the signed body names, and the session has not already ended there (a
+   * replayed request after the run's record was pruned starts nothing). Default off (tests).
+   */
+  verifyClaims?: boolean;
+  /** vela-core runs with AuthenticateApplication: an Application that names no identity is read for as nobody (system:anonymous), as KubeVela acts for it. */
+  authenticateApplication?: boolean;
   /** A session claimed but never confirmed by a second poll is forgotten after this long; default 10 min. */
   pendingTtlMs?: number;
   /**
@@ -220,6 +231,14 @@ export class RunEngine {
   }
 
   async poll(kind: StepKind, run: RunIdentity, parameter: unknown): Promise<RunView> {
+    if (!kind.admit) return this.answer(kind, run, parameter);
+    // Checked on every poll, since the template writes on every evaluation it is approved for.
+    await kind.admit(parameter, { run, kube: this.deps.kube, tuning: this.deps.tuning });
+    const answer = await this.answer(kind, run, parameter);
+    return answer.phase === "failed" ? answer : { ...answer, approved: true };
+  }
+
+  private async answer(kind: StepKind, run: RunIdentity, parameter: unknown): Promise<RunView> {
     const key = runKey(run);
     const local = this.active.get(key);
     if (local && !local.lost) {
@@ -233,6 +252,10 @@ export class RunEngine {
     if (existing) return this.answerExisting(kind, run, parameter, existing);
     if (this.draining) throw new UnavailableError("the step executor is shutting down; the step will be polled again");
     const prepared = kind.prepare(parameter, run); // InputError → 422: the step fails
+    if (this.deps.verifyClaims) {
+      const refusal = await this.checkClaims(run);
+      if (refusal) return refusal;
+    }
     const now = this.now();
     // A session is stable only once KubeVela stored it: if the reconcile that first ran the step
     // fails to store its status (controller restart, a concurrent write), the step gets a new
@@ -253,6 +276,21 @@ export class RunEngine {
       return view(claim.record);
     }
     return this.firstAnswer(this.start(kind, prepared, claim.record, undefined));
+  }
+
+  /** Why a new run of `run` must not start, as its answer; undefined when the claims hold. */
+  private async checkClaims(run: RunIdentity): Promise<RunView | undefined> {
+    let app;
+    try {
+      app = await this.deps.kube.application(run.namespace, run.application);
+    } catch (err) {
+      throw new UnavailableError(`the step executor cannot read Application ${run.namespace}/${run.application} to check the request: ${describeError(err)}`);
+    }
+    if (app === null) return { phase: "failed", message: `Application ${run.namespace}/${run.application} does not exist; the executor starts steps only for Applications it can find`, outputs: {} };
+    if (app.endedSessions?.has(sessionKey(run.step, run.session))) {
+      return { phase: "failed", message: `step ${run.step} of Application ${run.namespace}/${run.application} already ended in session ${run.session}; a repeated request starts nothing`, outputs: {} };
+    }
+    return undefined;
   }
 
   /** A record exists: answer from it, or take the run over when nobody works on it any more. */
@@ -386,7 +424,7 @@ export class RunEngine {
     active.pure = kind.pure === true;
     const redactor = new Redactor();
     // Every read of the run, Secrets included, as the Application's ServiceAccount if it names one.
-    const kube = kubeReaderForRun(this.deps.kube, record.run);
+    const kube = kubeReaderForRun(this.deps.kube, record.run, this.deps.authenticateApplication);
     const startedAt = this.now();
     const about = { kind: kind.kind, run: record.run };
     const ctx: StepContext = {

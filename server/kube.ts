@@ -3,20 +3,44 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import https, { Agent as HttpsAgent, type AgentOptions } from "node:https";
-import { ApiException, CoreV1Api, KubeConfig, KubernetesObjectApi, type Cluster, type KubernetesObject } from "@kubernetes/client-node";
+import { ApiException, KubeConfig, KubernetesObjectApi, type Cluster, type KubernetesObject } from "@kubernetes/client-node";
 import { ApplicationLookup, type ApplicationMeta } from "./applications.js";
 import { TerminalError } from "./errors.js";
+import { apiVersionProblem, isSecretResource, kindProblem, namespaceProblem, nameProblem } from "./object-ref.js";
 import { sleep } from "./retry.js";
 import { ObjectWatches, WatchDenied, type ObjectFeed, type WatchSource } from "./object-watch.js";
 
 /** KubeVela applies an Application's resources as this ServiceAccount when the annotation is set. */
 export const SERVICE_ACCOUNT_ANNOTATION = "app.oam.dev/service-account-name";
+/** … and as this user (with the groups of GROUP_ANNOTATION, comma-separated), which wins over the ServiceAccount. */
+export const USERNAME_ANNOTATION = "app.oam.dev/username";
+export const GROUP_ANNOTATION = "app.oam.dev/group";
+/** Who KubeVela acts as for an Application with neither annotation when its AuthenticateApplication feature is on. */
+export const ANONYMOUS_USER = "system:anonymous";
+
+/** Whom a reader impersonates: a ServiceAccount, or a user with groups; `namespace` is the Application's. */
+interface Impersonation {
+  namespace: string;
+  name: string;
+  user?: { name: string; groups: readonly string[] };
+}
+
+function describeIdentity(as: Impersonation): string {
+  return as.user ? `user ${as.user.name}${as.user.groups.length ? ` (groups ${as.user.groups.join(", ")})` : ""}` : `ServiceAccount ${as.namespace}/${as.name}`;
+}
 
 export interface ObjectRef {
   apiVersion: string;
   kind: string;
   name: string;
   namespace: string;
+}
+
+export interface KindInfo {
+  group: string;
+  /** The plural resource name, e.g. deployments. */
+  resource: string;
+  namespaced: boolean;
 }
 
 export type KubeObject = KubernetesObject & { [key: string]: unknown };
@@ -30,6 +54,10 @@ export interface KubeReader {
   readSecret(namespace: string, name: string): Promise<Record<string, string> | undefined>;
   /** The same reads, made as ServiceAccount `namespace/name` (Kubernetes impersonation). */
   impersonating(namespace: string, name: string): KubeReader;
+  /** The same reads, made as user `user` with `groups` (an Application's app.oam.dev/username and app.oam.dev/group); `namespace` is the Application's, for messages. */
+  impersonatingUser(namespace: string, user: string, groups: readonly string[]): KubeReader;
+  /** What discovery says of a kind: its resource (never a subresource) and scope; undefined when the API server does not serve it. */
+  describeKind(apiVersion: string, kind: string): Promise<KindInfo | undefined>;
   /** A KubeVela Application's uid and annotations, read by the executor itself (shared, cached: server/applications.ts); null when there is none. */
   application(namespace: string, name: string): Promise<ApplicationMeta | null>;
 }
@@ -39,6 +67,9 @@ export interface KubeReader {
  * fix of RBAC, not something waiting cures, so the step fails with what to grant.
  */
 export class ForbiddenReadError extends TerminalError {}
+
+/** The reference could leave the object it names (server/object-ref.ts): never sent, the step fails. */
+export class RefusedReadError extends TerminalError {}
 
 /** The API server does not serve this apiVersion/kind (a typo, or a CRD not installed yet). */
 export class UnknownKindError extends Error {}
@@ -81,22 +112,25 @@ function reuseConnections(kc: KubeConfig): void {
 /** Reads as the kubeconfig's user; `watches` and `applications` are shared by the whole executor. */
 export function createKubeReader(kc: KubeConfig, watches = new ObjectWatches(), applications = new ApplicationLookup(kc)): KubeReader {
   const impersonated = new Map<string, KubeReader>();
-  const shared = { watches, application: applications.get.bind(applications) };
-  const root = makeReader(kc, undefined, shared, (namespace, name) => {
-    const key = `${namespace}/${name}`;
+  const shared: Shared = { watches, application: applications.get.bind(applications) };
+  const as = (key: string, who: Impersonation, user: string, groups: readonly string[]): KubeReader => {
     let r = impersonated.get(key);
     if (!r) {
-      // Bounded: a client per ServiceAccount in use; the oldest goes first.
+      // Bounded: a client per identity in use; the oldest goes first.
       if (impersonated.size >= 256) impersonated.delete(impersonated.keys().next().value!);
-      impersonated.set(key, (r = makeReader(impersonatingConfig(kc, `system:serviceaccount:${namespace}:${name}`), { namespace, name }, shared, root.impersonating)));
+      impersonated.set(key, (r = makeReader(impersonatingConfig(kc, user, groups), who, shared, root.impersonating, root.impersonatingUser)));
     }
     return r;
-  });
+  };
+  const root: KubeReader = makeReader(kc, undefined, shared,
+    (namespace, name) => as(`sa\n${namespace}\n${name}`, { namespace, name }, `system:serviceaccount:${namespace}:${name}`, []),
+    (namespace, user, groups) => as(`user\n${user}\n${groups.join(",")}`, { namespace, name: user, user: { name: user, groups } }, user, groups));
+  shared.describeKind = root.describeKind;
   return root;
 }
 
-/** A copy of `kc` whose current user sends Impersonate-User (the API server adds the ServiceAccount's groups). */
-function impersonatingConfig(kc: KubeConfig, user: string): KubeConfig {
+/** A copy of `kc` whose current user sends Impersonate-User (the API server adds a ServiceAccount's groups) and Impersonate-Group. */
+function impersonatingConfig(kc: KubeConfig, user: string, groups: readonly string[]): KubeConfig {
   const current = kc.getCurrentUser();
   const copy = new KubeConfig();
   copy.loadFromOptions({
@@ -105,6 +139,15 @@ function impersonatingConfig(kc: KubeConfig, user: string): KubeConfig {
     currentContext: kc.currentContext,
     users: kc.users.map((u) => (u.name === current?.name ? { ...u, impersonateUser: user } : u)),
   });
+  if (groups.length) {
+    // The client knows Impersonate-User only; one header per group (a comma-joined value would be one group).
+    const target = copy as unknown as { applyOptions(opts: https.RequestOptions): Promise<void> };
+    const apply = target.applyOptions.bind(copy);
+    target.applyOptions = async (opts) => {
+      await apply(opts);
+      opts.headers = { ...opts.headers, "Impersonate-Group": [...groups] };
+    };
+  }
   reuseConnections(copy);
   return copy;
 }
@@ -114,12 +157,19 @@ function impersonatingConfig(kc: KubeConfig, user: string): KubeConfig {
  * (annotation app.oam.dev/service-account-name, as KubeVela does for its applies), else as the
  * executor. The Application is looked up on the run's first read; a failed look is retried.
  */
-export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; application: string }): KubeReader {
+export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; application: string }, authenticateApplication = false): KubeReader {
   let resolved: Promise<KubeReader> | undefined;
   const reader = () => {
     resolved ??= kube.application(run.namespace, run.application).then((app) => {
-      const sa = app?.annotations[SERVICE_ACCOUNT_ANNOTATION];
-      return sa ? kube.impersonating(run.namespace, sa) : kube;
+      // KubeVela's own rule (pkg/auth/userinfo.go GetUserInfoInAnnotation): the username wins, then the ServiceAccount.
+      const annotations = app?.annotations ?? {};
+      const user = annotations[USERNAME_ANNOTATION];
+      const groups = (annotations[GROUP_ANNOTATION] ?? "").split(",").map((g) => g.trim()).filter(Boolean);
+      if (user) return kube.impersonatingUser(run.namespace, user, groups);
+      const sa = annotations[SERVICE_ACCOUNT_ANNOTATION];
+      if (sa) return kube.impersonating(run.namespace, sa);
+      // With AuthenticateApplication on, KubeVela acts as nobody for such an Application: so do its steps.
+      return authenticateApplication ? kube.impersonatingUser(run.namespace, ANONYMOUS_USER, groups) : kube;
     }, (err: unknown) => {
       resolved = undefined;
       throw err;
@@ -131,6 +181,8 @@ export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; app
     watchObject: (ref) => lazyFeed(async () => (await reader()).watchObject(ref)),
     readSecret: async (namespace, name) => (await reader()).readSecret(namespace, name),
     impersonating: (namespace, name) => kube.impersonating(namespace, name),
+    impersonatingUser: (namespace, user, groups) => kube.impersonatingUser(namespace, user, groups),
+    describeKind: (apiVersion, kind) => kube.describeKind(apiVersion, kind),
     application: (namespace, name) => kube.application(namespace, name),
   };
 }
@@ -160,14 +212,60 @@ function lazyFeed(open: () => Promise<ObjectFeed>): ObjectFeed {
   };
 }
 
-function makeReader(kc: KubeConfig, as: { namespace: string; name: string } | undefined, shared: { watches: ObjectWatches; application: KubeReader["application"] }, impersonating: KubeReader["impersonating"]): KubeReader {
+interface Shared {
+  watches: ObjectWatches;
+  application: KubeReader["application"];
+  /** Discovery as the executor itself (what kinds exist is no secret; an impersonated identity may not be allowed to ask). */
+  describeKind?: KubeReader["describeKind"];
+}
+
+function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Shared, impersonating: KubeReader["impersonating"], impersonatingUser: KubeReader["impersonatingUser"]): KubeReader {
   const objects = KubernetesObjectApi.makeApiClient(kc);
-  const core = kc.makeApiClient(CoreV1Api);
   const wrap = (err: unknown, what: string) => as ? forbidden(err, what, as) ?? wrapError(err, what) : wrapError(err, what);
-  // The client's discovery (cached) turns apiVersion/kind into a path; the method is protected in its typings only.
-  const pathOf = (ref: ObjectRef, action: "read" | "list") => (objects as unknown as { specUriPath(spec: KubernetesObject, action: string): Promise<string> })
-    .specUriPath({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, namespace: ref.namespace } }, action);
+  // Every path is built here from checked segments and the resource discovery names (cached by
+  // the client), never from the client's own path builder, which trusts names and apiVersions.
+  const discovery = objects as unknown as {
+    resource(apiVersion: string, kind: string): Promise<{ name: string; namespaced: boolean } | undefined>;
+    apiVersionResourceCache: Record<string, { resources: { name: string; kind: string; namespaced: boolean }[] } | undefined>;
+  };
+  const describeKind = shared.describeKind ?? (async (apiVersion: string, kind: string): Promise<KindInfo | undefined> => {
+    const problem = apiVersionProblem(apiVersion) ?? kindProblem(kind);
+    if (problem) throw new RefusedReadError(`refused to look up ${kind} in ${apiVersion}: ${problem}`);
+    try {
+      await discovery.resource(apiVersion, kind);
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return undefined;
+      throw err;
+    }
+    // The kind's own resource, not a subresource that reports the same kind (pods/status is a Pod).
+    const r = discovery.apiVersionResourceCache[apiVersion]?.resources.find((x) => x.kind === kind && !x.name.includes("/"));
+    return r && { group: apiVersion.includes("/") ? apiVersion.split("/")[0]! : "", resource: r.name, namespaced: r.namespaced };
+  });
+  const pathOf = async (ref: ObjectRef, action: "read" | "list") => {
+    const problem = apiVersionProblem(ref.apiVersion) ?? kindProblem(ref.kind) ?? nameProblem(ref.name) ?? (ref.namespace ? namespaceProblem(ref.namespace) : undefined);
+    if (problem) throw new RefusedReadError(`refused to read ${ref.kind} ${ref.namespace}/${ref.name}: ${problem}`);
+    const kind = await describeKind(ref.apiVersion, ref.kind);
+    if (!kind) throw new Error(`Unrecognized API version and kind: ${ref.apiVersion} ${ref.kind}`);
+    if (isSecretResource(kind.group, kind.resource)) {
+      throw new RefusedReadError(`kind: steps do not read Secrets (their data would appear in the Application's status); reference Secrets with secretHeaders or credentials instead`);
+    }
+    const resource = { name: kind.resource, namespaced: kind.namespaced };
+    const parts = [ref.apiVersion.includes("/") ? "/apis" : "/api", ...ref.apiVersion.split("/")];
+    if (resource.namespaced) parts.push("namespaces", ref.namespace);
+    parts.push(resource.name);
+    if (action === "read") parts.push(ref.name);
+    return { path: parts.map((p, i) => (i === 0 ? p : encodeURIComponent(p))).join("/"), namespaced: resource.namespaced };
+  };
+  /** The API server answered with the object asked for (a proxy or a decoded path could answer with another). */
+  const checkReturned = (obj: KubeObject, ref: ObjectRef, namespaced: boolean): KubeObject => {
+    const m = obj.metadata ?? {};
+    if (m.name !== ref.name || (namespaced ? m.namespace !== ref.namespace : m.namespace !== undefined && m.namespace !== "") || (obj.kind !== undefined && obj.kind !== ref.kind)) {
+      throw new RefusedReadError(`refused the answer for ${ref.kind} ${ref.namespace}/${ref.name}: the API server returned ${String(obj.kind)} ${m.namespace ?? ""}/${m.name ?? ""}`);
+    }
+    return obj;
+  };
   const readError = (err: unknown, ref: ObjectRef): Error => {
+    if (err instanceof RefusedReadError) return err;
     // Before the kind check: a refused impersonation fails discovery too, with a 403.
     const denied = as && forbidden(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}`, as);
     if (denied) return denied;
@@ -178,7 +276,8 @@ function makeReader(kc: KubeConfig, as: { namespace: string; name: string } | un
   };
   const readObject = async (ref: ObjectRef): Promise<KubeObject | undefined> => {
     try {
-      return withKind((await getJson(kc, await pathOf(ref, "read"))) as KubeObject, ref);
+      const { path, namespaced } = await pathOf(ref, "read");
+      return checkReturned(withKind((await getJson(kc, path)) as KubeObject, ref), ref, namespaced);
     } catch (err) {
       if (isObjectNotFound(err)) return undefined;
       throw readError(err, ref);
@@ -187,13 +286,15 @@ function makeReader(kc: KubeConfig, as: { namespace: string; name: string } | un
   const source: WatchSource = {
     kc,
     read: readObject,
-    collectionPath: (ref) => pathOf(ref, "list"),
+    collectionPath: async (ref) => (await pathOf(ref, "list")).path,
     async list(ref) {
       try {
-        const list = (await getJson(kc, await pathOf(ref, "list"), { fieldSelector: `metadata.name=${ref.name}` })) as { items?: KubeObject[]; metadata?: { resourceVersion?: string } };
+        const { path, namespaced } = await pathOf(ref, "list");
+        const list = (await getJson(kc, path, { fieldSelector: `metadata.name=${ref.name}` })) as { items?: KubeObject[]; metadata?: { resourceVersion?: string } };
         const item = list.items?.[0];
-        return { object: item && withKind(item, ref), resourceVersion: list.metadata?.resourceVersion ?? "" };
+        return { object: item && checkReturned(withKind(item, ref), ref, namespaced), resourceVersion: list.metadata?.resourceVersion ?? "" };
       } catch (err) {
+        if (err instanceof RefusedReadError) throw err;
         if (err instanceof ApiException && err.code === 403) throw new WatchDenied(`may not list ${ref.kind}`);
         throw readError(err, ref);
       }
@@ -201,12 +302,17 @@ function makeReader(kc: KubeConfig, as: { namespace: string; name: string } | un
   };
   return {
     impersonating,
+    impersonatingUser,
+    describeKind,
     readObject,
-    watchObject: (ref) => shared.watches.feed(as ? `${as.namespace}/${as.name}` : "", source, ref),
+    watchObject: (ref) => shared.watches.feed(as ? (as.user ? `user:${as.user.name}:${as.user.groups.join(",")}` : `${as.namespace}/${as.name}`) : "", source, ref),
     application: shared.application,
     async readSecret(namespace, name) {
+      const problem = namespaceProblem(namespace) ?? nameProblem(name);
+      if (problem) throw new RefusedReadError(`refused to read Secret ${namespace}/${name}: ${problem}`);
       try {
-        const secret = await core.readNamespacedSecret({ name, namespace });
+        // Raw, like every read here, so impersonated groups go as separate headers.
+        const secret = (await getJson(kc, `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`)) as { data?: Record<string, string>; stringData?: Record<string, string> };
         const data: Record<string, string> = {};
         for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, "base64").toString("utf8");
         for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
@@ -268,21 +374,24 @@ function isObjectNotFound(err: unknown): boolean {
 }
 
 /** A 403 met while impersonating, explained: who was refused what, and what to grant. */
-function forbidden(err: unknown, what: string, as: { namespace: string; name: string }): ForbiddenReadError | undefined {
+function forbidden(err: unknown, what: string, as: Impersonation): ForbiddenReadError | undefined {
   if (!(err instanceof ApiException) || err.code !== 403) return undefined;
   let reason = "";
   try {
     const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
     reason = typeof body?.message === "string" ? body.message : "";
   } catch { /* body was not JSON */ }
-  const sa = `ServiceAccount ${as.namespace}/${as.name}`;
-  const from = `(the Application's annotation ${SERVICE_ACCOUNT_ANNOTATION}; the executor reads as it, as KubeVela applies as it)`;
+  const who = describeIdentity(as);
+  const from = as.user
+    ? `(the Application's identity in KubeVela: annotation ${USERNAME_ANNOTATION}, or nobody when KubeVela's AuthenticateApplication is on and the Application names no one; the executor reads as it, as KubeVela applies as it)`
+    : `(the Application's annotation ${SERVICE_ACCOUNT_ANNOTATION}; the executor reads as it, as KubeVela applies as it)`;
   if (/cannot impersonate/.test(reason)) {
-    return new ForbiddenReadError(`${what}: the executor may not impersonate ${sa} ${from}: ${reason}; grant the executor's ClusterRole impersonate on serviceaccounts (addon/resources/rbac.cue)`);
+    const resource = as.user ? "users and groups" : "serviceaccounts";
+    return new ForbiddenReadError(`${what}: the executor may not impersonate ${who} ${from}: ${reason}; grant the executor's ClusterRole impersonate on ${resource} (addon/resources/rbac.cue)`);
   }
   const m = /cannot (\w+) resource "([^"]+)"(?: in API group "([^"]*)")?/.exec(reason);
-  const grant = m ? `grant ${sa} ${m[1]} on ${m[2]}${m[3] ? ` (API group ${m[3]})` : ""} in namespace ${as.namespace} (a Role and RoleBinding)` : `grant ${sa} read access to it`;
-  return new ForbiddenReadError(`${what}: ${sa} ${from} may not read it (${reason || "HTTP 403 Forbidden"}); ${grant}`);
+  const grant = m ? `grant ${who} ${m[1]} on ${m[2]}${m[3] ? ` (API group ${m[3]})` : ""} in namespace ${as.namespace} (a Role and RoleBinding)` : `grant ${who} read access to it`;
+  return new ForbiddenReadError(`${what}: ${who} ${from} may not read it (${reason || "HTTP 403 Forbidden"}); ${grant}`);
 }
 
 /** Keeps the API server's reason but not the whole response dump the client puts in messages. */

@@ -3,6 +3,7 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { createApp } from "./app.js";
+import { NamespaceKeys } from "./namespace-keys.js";
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { newExecutorIdentity, RunEngine, type EngineDeps } from "./engine.js";
 import { ApplicationEvents } from "./events.js";
@@ -67,17 +68,24 @@ async function main() {
   const events = config.events ? new ApplicationEvents(kc, log, identity, metrics, { applications }) : undefined;
   const retention = { retentionMs: config.runRetentionMs, maxFinished: config.runMaxFinished };
   const waker = config.wake ? new ApplicationWaker(kc, log) : noWake;
+  // Every namespace with an Application gets its own key to sign steps with (server/auth.ts).
+  const keys = new NamespaceKeys(kc, log, {
+    tokens: config.tokens, configNamespace: "vela-system", configName: "step-executor", resyncMs: 5 * 60_000,
+    waker: config.wake ? waker : new ApplicationWaker(kc, log),
+  });
   let leases: ReplicaLeases | undefined;
   const deps: EngineDeps = {
     store: new MemoryRunStore(retention),
     kube,
     http,
     log,
-    tuning: { pollIntervalMs: config.pollIntervalMs, secretWaitMs: config.secretWaitMs },
+    tuning: { pollIntervalMs: config.pollIntervalMs, secretWaitMs: config.secretWaitMs, applyAllowKinds: config.applyAllowKinds },
     firstAnswerWaitMs: config.firstAnswerWaitMs,
     identity,
     waker,
     confirmSessions: config.confirmSession,
+    verifyClaims: true,
+    authenticateApplication: config.authenticateApplication,
     // Starts a confirmed side effect when KubeVela's status shows the session, not a backoff round later.
     sessionProbe: new ApplicationSessionProbe(kc),
     observer: observers(metricsObserver(metrics), ...(events ? [events.observer()] : [])),
@@ -93,7 +101,7 @@ async function main() {
     Object.assign(deps, { store: new KubeRunStore(kc, log, { ...retention, applications }), liveness: leases, handOver: true });
   }
   const engine = new RunEngine(deps);
-  const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, log, maxBodyBytes: config.maxBodyBytes, metrics });
+  const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, bearerAuth: config.bearerAuth, log, maxBodyBytes: config.maxBodyBytes, metrics });
   const server = app.listen(config.port, config.host);
   server.on("error", (err: NodeJS.ErrnoException) => {
     const hint = err.code === "EADDRINUSE" ? `; port ${config.port} is in use: choose another with --port or STEP_EXECUTOR_PORT` : "";
@@ -105,6 +113,7 @@ async function main() {
   log.info({ address: addr.address, port: addr.port, kinds: [...stepKinds.keys()], runStore: config.runStore, wake: config.wake, events: config.events, outboundAllow: config.outboundAllow }, "step executor listening");
   // Resumes runs whose executor is gone (wakes their Applications so the next poll takes them over).
   if (config.runStore === "kube") engine.startSweeping(config.sweepIntervalMs);
+  keys.start();
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -115,6 +124,7 @@ async function main() {
     await engine.drain(config.shutdownGraceMs);
     // Then the Lease goes: whatever could not be released is taken over at once.
     await leases?.stop();
+    await keys.stop();
     watches.close();
     await waker.idle();
     await events?.idle();

@@ -4,7 +4,8 @@
 import { compileCondition, compileExpression, ExpressionEvalError, type CompiledCondition, type CompiledExpression } from "./cel.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { describeError, InputError } from "./errors.js";
-import { ForbiddenReadError, UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
+import { ForbiddenReadError, RefusedReadError, UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
+import { checkObjectRef } from "./object-ref.js";
 import { readiness } from "./readiness.js";
 import type { RunIdentity, StepContext, StepResult } from "../steps/types.js";
 
@@ -32,11 +33,13 @@ export interface PreparedWait {
  * ones), never another tenant's; and never Secrets, whose values would land in the
  * Application's status through outputs (secretHeaders is the way to use a Secret).
  */
-export function checkReadable(ref: ObjectRef, run: RunIdentity, field: string): void {
+export function checkReadable(ref: ObjectRef, run: RunIdentity, fields: { apiVersion: string; kind: string; name: string; namespace: string }): void {
+  checkObjectRef(ref, fields);
   if (ref.namespace !== run.namespace) {
-    throw new InputError(`${field}: "${ref.namespace}" is not the Application's namespace "${run.namespace}"; steps read objects only in their own Application's namespace`);
+    throw new InputError(`${fields.namespace}: "${ref.namespace}" is not the Application's namespace "${run.namespace}"; steps read objects only in their own Application's namespace`);
   }
-  if (ref.kind === "Secret" && (ref.apiVersion === "v1")) {
+  // Early and clear; server/kube.ts refuses Secrets again by the resource discovery resolves.
+  if (ref.kind === "Secret" && ref.apiVersion === "v1") {
     throw new InputError(`kind: steps do not read Secrets (their data would appear in the Application's status); reference Secrets with secretHeaders or credentials instead`);
   }
 }
@@ -101,7 +104,7 @@ export async function waitForObject(ctx: StepContext, p: PreparedWait): Promise<
       const look = await feed.read();
       let verdict: StepResult | string;
       if (look.error === undefined) verdict = judgeObject(p, look.object);
-      else if (look.error instanceof ForbiddenReadError) throw look.error;
+      else if (look.error instanceof ForbiddenReadError || look.error instanceof RefusedReadError) throw look.error;
       else if (look.error instanceof UnknownKindError) verdict = `waiting: ${look.error.message} (check apiVersion and kind, or install its CRD)`;
       else verdict = `waiting for ${describeRef(p.ref)}: ${describeError(look.error)}`;
       if (typeof verdict !== "string") return verdict;

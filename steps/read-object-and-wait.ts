@@ -12,7 +12,7 @@ export const readObjectAndWait: StepKind<ReadObjectAndWaitParameter, PreparedWai
   schema: schemas["read-object-and-wait"],
   prepare: (p, run) => {
     const ref = { apiVersion: p.apiVersion, kind: p.kind, name: p.name, namespace: p.namespace ?? run.namespace };
-    checkReadable(ref, run, "namespace");
+    checkReadable(ref, run, { apiVersion: "apiVersion", kind: "kind", name: "name", namespace: "namespace" });
     return prepareWait(ref, p);
   },
   execute: waitForObject,

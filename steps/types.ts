@@ -25,6 +25,15 @@ export interface StepTuning {
   pollIntervalMs: number;
   /** How long a step waits for a referenced Secret to appear before failing. */
   secretWaitMs: number;
+  /** Kinds apply-and-wait applies although they are refused by default (`Kind` or `group/Kind`; --apply-allow-kinds). */
+  applyAllowKinds?: readonly string[];
+}
+
+/** What `admit` may consult: discovery through the executor's own reader, and the operator's policy. */
+export interface AdmitContext {
+  readonly run: RunIdentity;
+  readonly kube: KubeReader;
+  readonly tuning: StepTuning;
 }
 
 /**
@@ -78,5 +87,11 @@ export interface StepKind<Parameter = unknown, Prepared = unknown> {
   readonly description: string;
   readonly schema: object;
   prepare(parameter: Parameter, run: RunIdentity): Prepared;
+  /**
+   * For a template that writes something itself once the executor agrees (apply-and-wait's
+   * kube.#Apply): checks it on every poll and throws InputError to refuse (the step fails before
+   * anything is written). Answers of such a kind carry `approved: true`.
+   */
+  admit?(parameter: Parameter, ctx: AdmitContext): Promise<void>;
   execute(ctx: StepContext, prepared: Prepared): Promise<StepResult>;
 }

@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildAddon, dummyKubeconfig, harnessOrSkip, kinds, removeDir, sh, tempDir, velaBin, type Kind } from "./fixture.js";
 import { schemas } from "../../steps/generated/index.js";
+import { namespaceKey } from "../../server/auth.js";
 
 const TOKEN = "addon-test-token-0123456789";
 
@@ -67,7 +68,7 @@ class StubExecutor {
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
         const body = Buffer.concat(chunks).toString("utf8");
-        const expected = "sha256=" + createHmac("sha256", TOKEN).update(body).digest("hex");
+        const expected = "sha256=" + createHmac("sha256", namespaceKey(TOKEN, "demo")).update(body).digest("hex");
         this.seen.push({ path: req.url ?? "", headers: req.headers, body, signatureValid: req.headers["x-step-executor-signature"] === expected });
         const reply = this.replies.length > 1 ? this.replies.shift()! : this.replies[0] ?? { status: 500, body: "no reply configured" };
         res.writeHead(reply.status, { "Content-Type": reply.contentType ?? "application/json" });
@@ -114,15 +115,10 @@ interface Scenario {
   polls?: number;
 }
 
-function addonObjects(url: string | null, token: string | null = TOKEN): object[] {
-  const objects: object[] = [];
-  if (url !== null) {
-    objects.push({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: "vela-system" }, data: { url } });
-  }
-  if (token !== null) {
-    objects.push({ apiVersion: "v1", kind: "Secret", metadata: { name: "step-executor-token", namespace: "vela-system" }, data: { token: Buffer.from(token).toString("base64") } });
-  }
-  return objects;
+/** Secret `step-executor` of the Application's namespace ("demo"), as the executor writes it (server/namespace-keys.ts). */
+function addonObjects(url: string | null, token: string | null = TOKEN, namespace = "demo"): object[] {
+  const metadata = { name: "step-executor", namespace, annotations: url === null ? {} : { "step-executor.oam.dev/url": url } };
+  return [{ apiVersion: "v1", kind: "Secret", metadata, data: token === null ? {} : { key: Buffer.from(namespaceKey(token, namespace)).toString("base64") } }];
 }
 
 describe("addon: step definitions run by KubeVela's step runner", function () {
@@ -191,7 +187,7 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     });
   });
 
-  it("tolerates a trailing slash in the ConfigMap's url", async () => {
+  it("tolerates a trailing slash in the URL", async () => {
     executor.reset(answer("succeeded", "done"));
     await step({ kind: "read-object-and-wait", properties: { apiVersion: "v1", kind: "Pod", name: "p" }, objects: addonObjects(executor.url + "/") });
     expect(executor.seen[0]?.path).to.equal("/v1/steps/read-object-and-wait");
@@ -226,7 +222,7 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
 
   const failing: [string, Reply, string][] = [
     ["401", { status: 401, body: JSON.stringify({ phase: "failed", message: "unauthenticated" }) },
-      "step executor rejected the request signature: check Secret vela-system/step-executor-token"],
+      "step executor rejected the request signature made with Secret demo/step-executor"],
     ["404 with the executor's message", { status: 404, body: JSON.stringify({ phase: "failed", message: "unknown step kind nope; known: http-request" }) },
       "unknown step kind nope; known: http-request"],
     ["404 that is not JSON", { status: 404, body: "<html>Not Found</html>", contentType: "text/html" }, "<html>Not Found</html>"],
@@ -265,19 +261,18 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     expect(last(r).message).to.match(/: x{300}…$/);
   });
 
-  const notEnabled: [string, object[], RegExp][] = [
-    ["no ConfigMap", addonObjects(null), /^the step-executor addon is not enabled: cannot read ConfigMap vela-system\/step-executor \(.*not found\); enable it with `vela addon enable step-executor token=<key>`$/],
-    ["no Secret", addonObjects("http://127.0.0.1:1", null), /^the step-executor addon is not enabled: cannot read Secret vela-system\/step-executor-token \(.*not found\)/],
-    ["neither", [], /ConfigMap vela-system\/step-executor .*; the step-executor addon is not enabled: cannot read Secret/],
-    ["a ConfigMap without data.url", [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: "vela-system" }, data: {} }, ...addonObjects(null)],
-      /^ConfigMap vela-system\/step-executor has no data.url/],
+  const notYet: [string, object[]][] = [
+    ["no Secret in the namespace", []],
+    ["the Secret of another namespace only", addonObjects("http://127.0.0.1:1", TOKEN, "other")],
+    ["a Secret without the URL", addonObjects(null)],
+    ["a Secret without the key", addonObjects("http://127.0.0.1:1", null)],
   ];
-  for (const [name, objects, message] of notEnabled) {
-    it(`addon not enabled (${name}) → fails at once saying so, without calling anything`, async () => {
+  for (const [name, objects] of notYet) {
+    it(`${name} → waits for the executor to write it, without calling anything`, async () => {
       executor.reset(answer("succeeded", "must not be called"));
       const r = await step({ kind: "http-request", properties: { url: "https://example.com" }, objects });
-      expect(last(r)).to.include({ phase: "failed", reason: "Action", terminated: true });
-      expect(last(r).message).to.match(message);
+      expect(last(r)).to.include({ phase: "running", reason: "Wait", waiting: true, terminated: false });
+      expect(last(r).message).to.equal("waiting for the step executor to write Secret demo/step-executor (it does so for every namespace with an Application; is the step-executor addon enabled and its executor running?)");
       expect(executor.seen).to.have.length(0);
     });
   }
@@ -292,8 +287,11 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     expect(last(r).message).not.to.contain(Buffer.from(TOKEN).toString("base64"));
   });
 
-  it("apply-and-wait applies the object first (namespace defaulted to the Application's), then asks the executor", async () => {
-    executor.reset(answer("running", "waiting for ConfigMap demo/settings"), answer("succeeded", "ready", { v: "1" }));
+  const approved = (phase: string, message: string, outputs: Record<string, unknown> = {}): Reply =>
+    ({ status: 200, body: JSON.stringify({ phase, message, outputs, approved: true }) });
+
+  it("apply-and-wait asks the executor first, applies the object once admitted (namespace defaulted), and waits only after the apply", async () => {
+    executor.reset(approved("running", "waiting for ConfigMap demo/settings"), approved("succeeded", "ready", { v: "1" }));
     const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings" }, data: { v: "1" } };
     const r = await step({ kind: "apply-and-wait", properties: { value, outputs: { v: "object.data.v" } }, outputs: [{ name: "v", valueFrom: "outputs.v" }], polls: 3 });
     expect(r.polls.map((p) => p.phase)).to.deep.equal(["running", "succeeded"]);
@@ -306,11 +304,28 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     expect(JSON.parse(executor.seen[0]!.body).parameter).to.deep.equal({ value, outputs: { v: "object.data.v" }, timeout: "5m" });
   });
 
+  it("apply-and-wait applies nothing the executor refuses (a cluster-scoped or power-granting kind)", async () => {
+    executor.reset({ status: 422, body: JSON.stringify({ phase: "failed", message: "value.kind: ClusterRoleBinding is cluster-scoped; apply-and-wait applies only namespaced objects, in the Application's namespace" }) });
+    const value = { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name: "escalate" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" }, subjects: [] };
+    const r = await step({ kind: "apply-and-wait", properties: { value } });
+    expect(last(r)).to.include({ phase: "failed", reason: "Action", terminated: true });
+    expect(last(r).message).to.match(/^value.kind: ClusterRoleBinding is cluster-scoped/);
+    expect(r.objects.find((o) => o.metadata.name === "escalate")).to.equal(undefined);
+  });
+
+  it("apply-and-wait applies nothing while the executor has not admitted the object (an answer without approved)", async () => {
+    executor.reset(answer("running", "waiting"));
+    const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "unapproved" }, data: {} };
+    const r = await step({ kind: "apply-and-wait", properties: { value }, polls: 2 });
+    expect(last(r)).to.include({ phase: "running", waiting: true });
+    expect(r.objects.find((o) => o.metadata.name === "unapproved")).to.equal(undefined);
+  });
+
   it("apply-and-wait accepts the Application's own namespace spelled out", async () => {
-    executor.reset(answer("succeeded", "ready"));
+    executor.reset(approved("succeeded", "ready"));
     const r0 = await step({ kind: "apply-and-wait", properties: { value: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "probe" }, data: {} } } });
     const own = r0.objects.find((o) => o.metadata.name === "probe")!.metadata.namespace;
-    executor.reset(answer("succeeded", "ready"));
+    executor.reset(approved("succeeded", "ready"));
     const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "explicit", namespace: own }, data: {} };
     const r = await step({ kind: "apply-and-wait", properties: { value } });
     expect(r.objects.find((o) => o.metadata.name === "explicit")?.metadata.namespace).to.equal(own);
@@ -327,11 +342,11 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     expect(executor.seen).to.have.length(0);
   });
 
-  it("apply-and-wait applies nothing when the addon is not enabled", async () => {
-    executor.reset(answer("succeeded", "must not be called"));
+  it("apply-and-wait applies nothing when the namespace has no key to the executor yet", async () => {
+    executor.reset(approved("succeeded", "must not be called"));
     const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings" }, data: {} };
     const r = await step({ kind: "apply-and-wait", properties: { value }, objects: [] });
-    expect(last(r)).to.include({ phase: "failed", reason: "Action" });
+    expect(last(r)).to.include({ phase: "running", reason: "Wait" });
     expect(r.objects.find((o) => o.metadata.name === "settings")).to.equal(undefined);
     expect(executor.seen).to.have.length(0);
   });

@@ -39,13 +39,13 @@ export interface ExecutorProcess {
 }
 
 /** Starts `server/main.ts` as a separate process, as an operator would run it on loopback. */
-export async function startExecutorProcess(): Promise<ExecutorProcess> {
+export async function startExecutorProcess(extraArgs: string[] = []): Promise<ExecutorProcess> {
   const port = await closedPort();
   const token = randomBytes(24).toString("hex");
   let logs = "";
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "server/main.ts", "--host", "127.0.0.1", "--port", String(port), "--poll-interval", "250ms",
     // Every target of the e2e suites is on loopback, which the executor refuses unless allowed.
-    "--outbound-allow", "127.0.0.1"], {
+    "--outbound-allow", "127.0.0.1", ...extraArgs], {
     env: { ...process.env, STEP_EXECUTOR_TOKEN: token, STEP_EXECUTOR_LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "pipe"],
   });

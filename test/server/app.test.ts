@@ -1,13 +1,13 @@
 import { expect } from "chai";
-import { sign } from "../../server/auth.js";
-import { startExecutor, TEST_TOKEN, type Executor } from "../fixtures/executor.js";
+import { namespaceKey, sign } from "../../server/auth.js";
+import { signedHeaders, startExecutor, TEST_TOKEN, type Executor } from "../fixtures/executor.js";
 
 describe("executor HTTP surface", () => {
   let executor: Executor;
   before(async () => { executor = await startExecutor({ maxBodyBytes: 4096 }); });
   after(async () => { await executor.close(); });
 
-  const signed = (body: string) => ({ "x-step-executor-signature": sign(TEST_TOKEN, body) });
+  const signed = (body: string) => signedHeaders(body);
 
   it("answers /healthz and /readyz", async () => {
     for (const path of ["/healthz", "/readyz"]) expect((await fetch(executor.url + path)).status).to.equal(200);
@@ -16,12 +16,25 @@ describe("executor HTTP surface", () => {
   it("rejects an unsigned request with 401 and no details", async () => {
     const a = await executor.post("/v1/steps/http-request", "{}");
     expect(a.status).to.equal(401);
-    expect(a.body).to.deep.equal({ phase: "failed", message: "unauthenticated: the request signature or bearer token is missing or wrong", outputs: {} });
+    expect(a.body).to.deep.equal({ phase: "failed", message: "unauthenticated: the request signature is missing or not made with the key of the namespace it names", outputs: {} });
   });
 
-  it("accepts the bearer token for direct clients", async () => {
-    const a = await executor.post("/v1/steps/nope", "{}", { authorization: `Bearer ${TEST_TOKEN}` });
-    expect(a.status).to.equal(404);
+  it("refuses the bearer token unless --bearer-auth is on, and accepts it then", async () => {
+    const refused = await executor.post("/v1/steps/nope", "{}", { authorization: `Bearer ${TEST_TOKEN}` });
+    expect(refused.status).to.equal(401);
+    expect(refused.body.message).to.contain("--bearer-auth on");
+    const direct = await startExecutor({ bearerAuth: true });
+    try {
+      expect((await direct.post("/v1/steps/nope", "{}", { authorization: `Bearer ${TEST_TOKEN}` })).status).to.equal(404);
+    } finally {
+      await direct.close();
+    }
+  });
+
+  it("a body signed with one namespace's key but naming another namespace is refused", async () => {
+    const body = JSON.stringify({ run: { namespace: "tenant-b", application: "a", step: "s", session: "x" }, parameter: {} });
+    const a = await executor.post("/v1/steps/http-request", body, { "x-step-executor-signature": sign(namespaceKey(TEST_TOKEN, "tenant-a"), body) });
+    expect(a.status).to.equal(401);
   });
 
   it("answers 404 for an unknown kind, listing the known ones", async () => {

@@ -1,8 +1,7 @@
 // 10,000 malformed or hostile requests: the executor stays up, answers each with a 4xx and a
 // clear message, leaks no stack trace, pollutes no prototype and keeps its memory bounded.
 import { expect } from "chai";
-import { sign } from "../../server/auth.js";
-import { startExecutor, TEST_TOKEN, type Executor } from "../fixtures/executor.js";
+import { signedHeaders, startExecutor, type Executor } from "../fixtures/executor.js";
 
 const COUNT = 10_000;
 const CONCURRENCY = 16;
@@ -61,7 +60,7 @@ describe("hostile input", function () {
         const [path, body] = generators[i % generators.length]!(r, i);
         const res = await fetch(executor.url + path, {
           method: "POST", body: typeof body === "string" ? body : new Uint8Array(body),
-          headers: { "content-type": "application/json", "x-step-executor-signature": sign(TEST_TOKEN, body) },
+          headers: { "content-type": "application/json", ...signedHeaders(body) },
         });
         const text = await res.text();
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);

@@ -1,0 +1,134 @@
+// Each namespace's key to the executor. The definitions read Secret `step-executor` of their own
+// namespace (as the Application's identity, which in KubeVela's AuthenticateApplication mode is
+// the tenant's ServiceAccount) and sign with its key; server/auth.ts accepts a signature only for
+// the namespace whose key made it. The executor writes that Secret into every namespace that has
+// a KubeVela Application — followed by a watch, re-listed every few minutes — with the executor's
+// URL (from ConfigMap vela-system/step-executor, written by the addon) in an annotation.
+import { ApiException, CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { namespaceKey } from "./auth.js";
+import { describeError } from "./errors.js";
+import { sleep } from "./retry.js";
+import type { Waker } from "./wake.js";
+
+/** The Secret each namespace's steps read: data.key, annotation URL_ANNOTATION. */
+export const KEY_SECRET = "step-executor";
+export const URL_ANNOTATION = "step-executor.oam.dev/url";
+const MANAGED_BY = { "app.kubernetes.io/managed-by": "step-executor" };
+
+export interface NamespaceKeysOptions {
+  /** Current token first: new keys derive from it; keys of the others stay valid (server/auth.ts). */
+  tokens: readonly string[];
+  /** Where the addon writes the executor's URL (data.url). */
+  configNamespace: string;
+  configName: string;
+  /** How often every namespace is checked again (the watch is renewed as often). */
+  resyncMs: number;
+  waker: Waker;
+}
+
+export class NamespaceKeys {
+  private readonly core: CoreV1Api;
+  private readonly objects: CustomObjectsApi;
+  private readonly stopped = new AbortController();
+  /** Namespaces whose Secret is known to be current, with the URL it was written with. */
+  private readonly current = new Map<string, string>();
+  private loop: Promise<void> | undefined;
+  /** Secrets written (for tests). */
+  written = 0;
+
+  constructor(private readonly kc: KubeConfig, private readonly log: Logger, private readonly o: NamespaceKeysOptions) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.objects = kc.makeApiClient(CustomObjectsApi);
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const stop = this.stopped.signal;
+    let failures = 0;
+    while (!stop.aborted) {
+      try {
+        const url = await this.url();
+        const list = (await this.objects.listClusterCustomObject({ group: "core.oam.dev", version: "v1beta1", plural: "applications" })) as
+          { items?: { metadata?: { namespace?: string; name?: string } }[]; metadata?: { resourceVersion?: string } };
+        this.current.clear(); // a resync checks every Secret again (deleted or edited by hand)
+        for (const app of list.items ?? []) await this.ensure(app.metadata?.namespace, app.metadata?.name, url);
+        failures = 0;
+        await this.follow(list.metadata?.resourceVersion ?? "", url);
+      } catch (err) {
+        if (stop.aborted) return;
+        this.log.warn({ err: describeError(err) }, "cannot write the namespaces' step-executor Secrets yet; retrying");
+        await sleep(Math.min(1_000 * 2 ** failures++, 30_000), stop).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Follows Applications until the watch ends (at the latest after resyncMs); a new namespace gets its Secret at once. */
+  private follow(resourceVersion: string, url: string): Promise<void> {
+    return new Promise((resolve) => {
+      let controller: AbortController | undefined;
+      const stop = this.stopped.signal;
+      const onStop = () => controller?.abort();
+      stop.addEventListener("abort", onStop, { once: true });
+      const guard = setTimeout(() => controller?.abort(), this.o.resyncMs + 30_000);
+      const done = () => { clearTimeout(guard); stop.removeEventListener("abort", onStop); resolve(); };
+      const query = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
+      new Watch(this.kc).watch("/apis/core.oam.dev/v1beta1/applications", query, (type, app: { metadata?: { namespace?: string; name?: string } }) => {
+        if (type === "ADDED") void this.ensure(app.metadata?.namespace, app.metadata?.name, url).catch((err: unknown) => {
+          this.log.warn({ err: describeError(err), namespace: app.metadata?.namespace }, "cannot write the namespace's step-executor Secret; the next resync tries again");
+        });
+      }, done).then((c) => { controller = c; if (stop.aborted) c.abort(); }, done);
+    });
+  }
+
+  private async url(): Promise<string> {
+    const cm = await this.core.readNamespacedConfigMap({ namespace: this.o.configNamespace, name: this.o.configName });
+    const url = cm.data?.url;
+    if (!url) throw new Error(`ConfigMap ${this.o.configNamespace}/${this.o.configName} has no data.url (enable the step-executor addon)`);
+    return url;
+  }
+
+  /** Writes the namespace's Secret unless it is current; wakes the Application that asked when it had to be created. */
+  private async ensure(namespace: string | undefined, application: string | undefined, url: string): Promise<void> {
+    if (!namespace || this.current.get(namespace) === url) return;
+    const key = namespaceKey(this.o.tokens[0]!, namespace);
+    const desired: V1Secret = {
+      metadata: { name: KEY_SECRET, namespace, labels: MANAGED_BY, annotations: { [URL_ANNOTATION]: url } },
+      type: "Opaque",
+      data: { key: Buffer.from(key).toString("base64") },
+    };
+    let existing: V1Secret | undefined;
+    try {
+      existing = await this.core.readNamespacedSecret({ namespace, name: KEY_SECRET });
+    } catch (err) {
+      if (!(err instanceof ApiException && err.code === 404)) throw err;
+    }
+    if (!existing) {
+      try {
+        await this.core.createNamespacedSecret({ namespace, body: desired });
+        this.written++;
+        this.log.info({ namespace }, "wrote the namespace's step-executor Secret");
+      } catch (err) {
+        // Another replica wrote it first.
+        if (!(err instanceof ApiException && err.code === 409)) throw err;
+      }
+      if (application) this.o.waker.wake(namespace, application, "its namespace's step-executor Secret was written");
+    } else if (existing.data?.key !== desired.data!.key || existing.metadata?.annotations?.[URL_ANNOTATION] !== url) {
+      await this.core.replaceNamespacedSecret({
+        namespace, name: KEY_SECRET,
+        body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } },
+      });
+      this.written++;
+      this.log.info({ namespace }, "updated the namespace's step-executor Secret (new token or URL)");
+    }
+    this.current.set(namespace, url);
+  }
+}
