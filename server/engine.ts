@@ -410,6 +410,7 @@ export class RunEngine {
       },
       kube,
       secrets: createSecretResolver(kube, record.run.namespace, redactor),
+      redact: (value) => redactor.apply(value),
       http: this.deps.http,
       log,
       tuning: this.deps.tuning,

@@ -73,7 +73,7 @@ async function main() {
     kube,
     http,
     log,
-    tuning: { pollIntervalMs: config.pollIntervalMs, secretWaitMs: config.secretWaitMs },
+    tuning: { pollIntervalMs: config.pollIntervalMs, secretWaitMs: config.secretWaitMs, bodyExcerptWithSecrets: config.bodyExcerptWithSecrets },
     firstAnswerWaitMs: config.firstAnswerWaitMs,
     identity,
     waker,

@@ -25,6 +25,8 @@ export interface StepTuning {
   pollIntervalMs: number;
   /** How long a step waits for a referenced Secret to appear before failing. */
   secretWaitMs: number;
+  /** Failure messages of a step that sent secretHeaders quote the response body (else it is withheld); default off. */
+  bodyExcerptWithSecrets?: boolean;
 }
 
 /**
@@ -55,6 +57,8 @@ export interface StepContext {
   readonly kube: KubeReader;
   /** Secrets of the run's own namespace; values are redacted from everything the run reports. */
   readonly secrets: SecretResolver;
+  /** The run's redaction (server/redact.ts): for what a step reads before it is cut, quoted or handed to CEL. */
+  redact<T>(value: T): T;
   readonly http: HttpClient;
   readonly log: Logger;
   readonly tuning: StepTuning;
