@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import { describeError, TerminalError, UnavailableError } from "./errors.js";
 import type { HttpClient } from "./http-client.js";
 import { kubeReaderForRun, type KubeReader } from "./kube.js";
+import { outputsTooLarge } from "./outputs.js";
 import { Redactor } from "./redact.js";
 import { sleep } from "./retry.js";
 import { runKey, selfOnly, StoreRejectedError, StoreUnavailableError, type Liveness, type RunRecord, type RunStore, type RunUpdate } from "./runs.js";
@@ -435,7 +436,10 @@ export class RunEngine {
       }
       if (active.lost) return;
       active.stopProgress();
-      const final = redactor.apply({ phase: result.phase, message: result.message, outputs: result.outputs ?? {} });
+      let final = redactor.apply({ phase: result.phase, message: result.message, outputs: result.outputs ?? {} });
+      // Every kind's outputs pass here: past the caps, KubeVela could not store its workflow context.
+      const tooLarge = outputsTooLarge(final.outputs);
+      if (tooLarge) final = { phase: "failed", message: tooLarge, outputs: {} };
       active.result = view({ ...final });
       try {
         await active.write({ ...final, finishedAt: this.now() }, true);

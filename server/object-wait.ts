@@ -5,6 +5,7 @@ import { compileCondition, compileExpression, ExpressionEvalError, type Compiled
 import { formatDuration, parseDuration } from "./duration.js";
 import { describeError, InputError } from "./errors.js";
 import { ForbiddenReadError, UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
+import { checkDeclaredOutputs } from "./outputs.js";
 import { readiness } from "./readiness.js";
 import type { RunIdentity, StepContext, StepResult } from "../steps/types.js";
 
@@ -47,6 +48,7 @@ export function prepareWait(ref: ObjectRef, spec: WaitSpec): PreparedWait {
   for (const [field, value] of Object.entries({ apiVersion: ref.apiVersion, kind: ref.kind, name: ref.name })) {
     if (!value) throw new InputError(`${field}: must not be empty`);
   }
+  checkDeclaredOutputs(spec.outputs);
   const prepared: PreparedWait = {
     ref,
     timeoutMs,

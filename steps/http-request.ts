@@ -5,6 +5,7 @@ import { compileCondition, compileExpression, ExpressionEvalError, type Compiled
 import { parseDuration, formatDuration } from "../server/duration.js";
 import { describeError, InputError, TerminalError } from "../server/errors.js";
 import { ForbiddenAddressError, HostBusyError, type OutboundResponse } from "../server/http-client.js";
+import { checkDeclaredOutputs } from "../server/outputs.js";
 import { excerpt } from "../server/redact.js";
 import { parseRetryAfter, retryDelay } from "../server/retry.js";
 import { SecretMissingError, type SecretKeyRef } from "../server/secrets.js";
@@ -86,6 +87,7 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
   if (body !== undefined && (p.method === "GET" || p.method === "HEAD")) {
     throw new InputError(`body: a ${p.method} request cannot have a body; use method POST, PUT or PATCH`);
   }
+  checkDeclaredOutputs(p.outputs);
   const outputs = Object.entries(p.outputs ?? {}).map(([name, src]): [string, CompiledExpression] => {
     if (name === "status") throw new InputError(`outputs.status: the name is reserved (the step always outputs the response status as "status")`);
     return [name, compileExpression(src, `outputs.${name}`, VARIABLES)];
