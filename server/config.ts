@@ -19,6 +19,8 @@ export interface Config {
   shutdownGraceMs: number;
   maxBodyBytes: number;
   allowLinkLocal: boolean;
+  /** Failure messages of steps that sent secretHeaders quote the response body (else it is withheld). */
+  bodyExcerptWithSecrets: boolean;
   /** Loopback/private/cluster-internal targets steps may call anyway (outbound-policy.ts). */
   outboundAllow: string[];
   /** Outbound requests in flight, and waiting, per target host. */
@@ -68,6 +70,7 @@ export const configOptions = {
   "shutdown-grace": { type: "string", env: "STEP_EXECUTOR_SHUTDOWN_GRACE", default: "20s", help: "how long shutdown waits for running steps" },
   "max-body": { type: "string", env: "STEP_EXECUTOR_MAX_BODY_BYTES", default: "1048576", help: "largest request body accepted" },
   "allow-link-local": { type: "boolean", env: "STEP_EXECUTOR_ALLOW_LINK_LOCAL", help: "allow outbound calls to link-local (metadata) addresses" },
+  "body-excerpt-with-secrets": { type: "boolean", env: "STEP_EXECUTOR_BODY_EXCERPT_WITH_SECRETS", help: "quote the response body in failure messages of http-request steps that send secretHeaders (off: the body is withheld, since a target may echo the secret)" },
   "outbound-allow": { type: "string", env: "STEP_EXECUTOR_OUTBOUND_ALLOW", default: "", help: "loopback/private/cluster-internal targets steps may call: comma-separated CIDRs, addresses, host names, *.suffix" },
   "outbound-host-concurrency": { type: "string", env: "STEP_EXECUTOR_OUTBOUND_HOST_CONCURRENCY", default: "16", help: "outbound requests in flight per target host" },
   "outbound-host-queue": { type: "string", env: "STEP_EXECUTOR_OUTBOUND_HOST_QUEUE", default: "256", help: "outbound requests waiting per target host; beyond it a request is refused and retried later" },
@@ -170,6 +173,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     shutdownGraceMs: duration("shutdown-grace"),
     maxBodyBytes,
     allowLinkLocal: get("allow-link-local") === "true",
+    bodyExcerptWithSecrets: get("body-excerpt-with-secrets") === "true",
     outboundAllow,
     outboundHostConcurrency: positive("outbound-host-concurrency", 1),
     outboundHostQueue: positive("outbound-host-queue", 0),

@@ -10,6 +10,7 @@ import { sessionKey } from "./applications.js";
 import { describeError, TerminalError, UnavailableError } from "./errors.js";
 import type { HttpClient } from "./http-client.js";
 import { kubeReaderForRun, type KubeReader } from "./kube.js";
+import { outputsTooLarge } from "./outputs.js";
 import { Redactor } from "./redact.js";
 import { sleep } from "./retry.js";
 import { runKey, selfOnly, StoreRejectedError, StoreUnavailableError, type Liveness, type RunRecord, type RunStore, type RunUpdate } from "./runs.js";
@@ -448,6 +449,7 @@ export class RunEngine {
       },
       kube,
       secrets: createSecretResolver(kube, record.run.namespace, redactor),
+      redact: (value) => redactor.apply(value),
       http: this.deps.http,
       log,
       tuning: this.deps.tuning,
@@ -472,7 +474,10 @@ export class RunEngine {
       }
       if (active.lost) return;
       active.stopProgress();
-      const final = redactor.apply({ phase: result.phase, message: result.message, outputs: result.outputs ?? {} });
+      let final = redactor.apply({ phase: result.phase, message: result.message, outputs: result.outputs ?? {} });
+      // Every kind's outputs pass here: past the caps, KubeVela could not store its workflow context.
+      const tooLarge = outputsTooLarge(final.outputs);
+      if (tooLarge) final = { phase: "failed", message: tooLarge, outputs: {} };
       active.result = view({ ...final });
       try {
         await active.write({ ...final, finishedAt: this.now() }, true);

@@ -8,6 +8,7 @@ import { Octokit } from "@octokit/core";
 import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
 import { createHttpClient, ForbiddenAddressError, type HttpClient, type HttpClientOptions } from "./http-client.js";
+import { excerpt } from "./redact.js";
 
 /** The REST API version every request asks for; GHES 3.20 knows only this one. */
 export const GITHUB_API_VERSION = "2022-11-28";
@@ -113,6 +114,9 @@ export interface GithubFailure {
   forbidden?: boolean;
 }
 
+/** How much of GitHub's error message a failure quotes (long enough for a 422's list of unexpected inputs). */
+const MESSAGE_EXCERPT_CHARS = 1000;
+
 const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "UND_ERR_CONNECT_TIMEOUT", "ERR_FORBIDDEN_ADDRESS", "ERR_HOST_BUSY"]);
 
 /** Classifies anything octokit throws. */
@@ -121,8 +125,10 @@ export function describeGithubError(err: unknown, now: number = Date.now()): Git
   const res = e?.response;
   if (res && typeof res.status === "number") {
     const data = res.data as { message?: unknown } | string | undefined;
-    const message = typeof data === "object" && data && typeof data.message === "string" ? data.message
-      : typeof data === "string" && data.trim() && !/^\s*</.test(data) ? data.trim().slice(0, 200) : (statusText(res.status));
+    // Cut: the server may be the tenant's (apiURL) and answer anything; the Redactor masks a token cut at the "...".
+    const text = typeof data === "object" && data && typeof data.message === "string" ? data.message
+      : typeof data === "string" && data.trim() && !/^\s*</.test(data) ? data.trim() : (statusText(res.status));
+    const message = excerpt(text, MESSAGE_EXCERPT_CHARS);
     const h = res.headers ?? {};
     const secondary = /\bsecondary rate\b/i.test(message);
     const primary = (res.status === 403 || res.status === 429) && h["x-ratelimit-remaining"] === "0";

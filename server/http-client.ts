@@ -8,7 +8,7 @@ import { STATUS_CODES } from "node:http";
 import { isIP } from "node:net";
 import { Agent, buildConnector, fetch as undiciFetch, request } from "undici";
 import { hostClass, type Metrics } from "./metrics.js";
-import { OutboundPolicy } from "./outbound-policy.js";
+import { classifyAddress, OutboundPolicy } from "./outbound-policy.js";
 
 /** dns.lookup's shape: tests inject a resolver that asks a DNS server of their own. */
 export type LookupFunction = (hostname: string, options: { all: true }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
@@ -68,10 +68,9 @@ export class HostBusyError extends Error {
   readonly code = "ERR_HOST_BUSY";
 }
 
-/** Link-local under the default policy (kept for callers that check a literal early). */
+/** A link-local address literal (for callers that check a literal early). */
 export function isLinkLocal(address: string): boolean {
-  const a = address.replace(/^\[|\]$/g, "");
-  return isIP(a) !== 0 && new OutboundPolicy({ allowLinkLocal: false, allow: [] }).refusal(a, a)?.includes("link-local") === true;
+  return isIP(address.replace(/^\[|\]$/g, "").replace(/%.*$/, "")) !== 0 && classifyAddress(address) === "link-local";
 }
 
 /**

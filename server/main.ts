@@ -79,7 +79,7 @@ async function main() {
     kube,
     http,
     log,
-    tuning: { pollIntervalMs: config.pollIntervalMs, secretWaitMs: config.secretWaitMs, applyAllowKinds: config.applyAllowKinds },
+    tuning: { pollIntervalMs: config.pollIntervalMs, secretWaitMs: config.secretWaitMs, applyAllowKinds: config.applyAllowKinds, bodyExcerptWithSecrets: config.bodyExcerptWithSecrets },
     firstAnswerWaitMs: config.firstAnswerWaitMs,
     identity,
     waker,

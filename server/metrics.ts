@@ -3,6 +3,7 @@
 import { isIP } from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RunObserver } from "./observe.js";
+import { classifyAddress } from "./outbound-policy.js";
 
 export interface MetricSources {
   /** Objects waiting steps follow, by how (server/object-watch.ts). */
@@ -70,16 +71,14 @@ export function metricsObserver(m: Metrics): RunObserver {
 }
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** A host reduced to a class, so the label set stays small and says nothing about the target. */
+/** A host reduced to a class, so the label set stays small and says nothing about the target; addresses by the outbound policy's classifier. */
 export function hostClass(hostname: string): string {
   const h = hostname.replace(/^\[|\]$/g, "").toLowerCase();
-  if (h === "localhost" || h.startsWith("127.") || h === "::1") return "loopback";
-  if (isIP(h) === 4) {
-    if (/^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(h)) return "private";
-    if (h.startsWith("169.254.")) return "link-local";
-    return "public-ip";
+  if (h === "localhost") return "loopback";
+  if (isIP(h.replace(/%.*$/, ""))) {
+    const c = classifyAddress(h);
+    return c === "public" ? "public-ip" : c;
   }
-  if (isIP(h) === 6) return /^f[cd]/.test(h) ? "private" : /^fe[89ab]/.test(h) ? "link-local" : "public-ip";
   if (h.endsWith(".svc") || h.includes(".svc.") || h.endsWith(".cluster.local") || !h.includes(".")) return "cluster";
   return "external";
 }

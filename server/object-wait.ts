@@ -6,6 +6,7 @@ import { formatDuration, parseDuration } from "./duration.js";
 import { describeError, InputError } from "./errors.js";
 import { ForbiddenReadError, RefusedReadError, UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
 import { checkObjectRef } from "./object-ref.js";
+import { checkDeclaredOutputs } from "./outputs.js";
 import { readiness } from "./readiness.js";
 import type { RunIdentity, StepContext, StepResult } from "../steps/types.js";
 
@@ -50,6 +51,7 @@ export function prepareWait(ref: ObjectRef, spec: WaitSpec): PreparedWait {
   for (const [field, value] of Object.entries({ apiVersion: ref.apiVersion, kind: ref.kind, name: ref.name })) {
     if (!value) throw new InputError(`${field}: must not be empty`);
   }
+  checkDeclaredOutputs(spec.outputs);
   const prepared: PreparedWait = {
     ref,
     timeoutMs,

@@ -17,14 +17,17 @@ const cidrs = (...list: string[]): Cidr[] => list.map((c) => ipaddr.parseCIDR(c)
 const LINK_LOCAL = cidrs("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128");
 /** This host: 0.0.0.0 dials the local host on Linux, like 127.0.0.1. */
 const LOOPBACK = cidrs("127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128");
-/** Private networks, where clusters put pods, Services and nodes: RFC 1918, CGNAT (RFC 6598), IPv6 ULA. */
-const PRIVATE = cidrs("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7");
+/** Private networks, where clusters put pods, Services and nodes: RFC 1918, CGNAT (RFC 6598), IPv6 ULA, local-use NAT64 (RFC 8215). */
+const PRIVATE = cidrs("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7", "64:ff9b:1::/48");
 /** Names cluster DNS answers with Service and pod addresses. */
 const CLUSTER_SUFFIXES = [".svc", ".cluster.local"];
 
 export type AddressClass = "link-local" | "loopback" | "private" | "public";
 
-/** An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is judged as the IPv4 address it carries. */
+/**
+ * The one address classifier (the outbound policy, metrics' host classes, link-local checks).
+ * An IPv6 address that carries an IPv4 address (see embeddedIPv4) is judged as that IPv4 address.
+ */
 export function classifyAddress(address: string): AddressClass {
   const a = parseAddress(address);
   const within = (list: Cidr[]) => list.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
@@ -70,9 +73,10 @@ export class OutboundPolicy {
     return this.names.has(host) || this.suffixes.some((s) => host.endsWith(s));
   }
 
+  /** Listed as written (::1, 64:ff9b::/96) or as the IPv4 address it carries (::ffff:10.0.0.1 by 10.0.0.0/8). */
   private addressAllowed(address: string): boolean {
-    const a = parseAddress(address);
-    return this.cidrs.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits));
+    const forms = [ipaddr.process(bare(address)), parseAddress(address)];
+    return forms.some((a) => this.cidrs.some(([net, bits]) => net.kind() === a.kind() && a.match(net, bits)));
   }
 
   /** Why a host name is refused before it is even looked up (cluster DNS names), or undefined. */
@@ -103,9 +107,31 @@ export class OutboundPolicy {
   }
 }
 
-/** Brackets and an IPv6 zone (fe80::1%eth0) off; IPv4-mapped IPv6 as IPv4. */
+/** Brackets and an IPv6 zone (fe80::1%eth0) off; an IPv6 address carrying an IPv4 address as that IPv4 address. */
 function parseAddress(address: string): ipaddr.IPv4 | ipaddr.IPv6 {
-  return ipaddr.process(address.replace(/^\[|\]$/g, "").replace(/%.*$/, ""));
+  const a = ipaddr.parse(bare(address));
+  return a.kind() === "ipv6" ? embeddedIPv4(a as ipaddr.IPv6) ?? a : a;
+}
+
+/**
+ * The IPv4 address an IPv6 address leads to, where the IPv6 form is only a way to reach it:
+ * IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d, incl. :: and ::1), NAT64
+ * (64:ff9b::/96, RFC 6052), 6to4 (2002:AABB:CCDD::/16) and Teredo (2001:0::/32, the client
+ * address inverted in the last 32 bits). Otherwise 169.254.169.254 would pass as ::a9fe:a9fe.
+ */
+function embeddedIPv4(a: ipaddr.IPv6): ipaddr.IPv4 | undefined {
+  const w = a.parts;
+  const v4 = (hi: number, lo: number) => new ipaddr.IPv4([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff]);
+  const zero = (from: number, to: number) => w.slice(from, to).every((x) => x === 0);
+  if (zero(0, 5) && (w[5] === 0xffff || w[5] === 0)) return v4(w[6]!, w[7]!);
+  if (w[0] === 0x64 && w[1] === 0xff9b && zero(2, 6)) return v4(w[6]!, w[7]!);
+  if (w[0] === 0x2002) return v4(w[1]!, w[2]!);
+  if (w[0] === 0x2001 && w[1] === 0) return v4(~w[6]! & 0xffff, ~w[7]! & 0xffff);
+  return undefined;
+}
+
+function bare(address: string): string {
+  return address.replace(/^\[|\]$/g, "").replace(/%.*$/, "");
 }
 
 function normalize(host: string): string {

@@ -7,6 +7,7 @@ import { formatDuration, parseDuration } from "../server/duration.js";
 import { InputError, TerminalError } from "../server/errors.js";
 import { describeGithubError, GithubCallError, GithubHub, type GithubClient, type GithubCredentials, type GithubFailure, type WorkflowRun } from "../server/github.js";
 import { isLinkLocal, type HttpClient } from "../server/http-client.js";
+import { classifyAddress } from "../server/outbound-policy.js";
 import { retryDelay, type BackoffOptions } from "../server/retry.js";
 import { SecretMissingError } from "../server/secrets.js";
 import { schemas } from "./generated/index.js";
@@ -141,6 +142,9 @@ function checkApiURL(text: string): string {
   if (url.username || url.password || url.search || url.hash) throw new InputError("apiURL: give the API base URL only, without credentials, query or fragment");
   const host = url.hostname.replace(/^\[|\]$/g, "");
   if (isIP(host) && isLinkLocal(host)) throw new InputError(`apiURL: ${host} is a link-local address, which the executor refuses`);
+  // The token travels in every request: in clear only to this host itself (tests, a local proxy).
+  const loopback = host.toLowerCase() === "localhost" || (isIP(host) !== 0 && classifyAddress(host) === "loopback");
+  if (url.protocol === "http:" && !loopback) throw new InputError(`apiURL: "${text}" would send the GitHub token unencrypted; use https:// (http:// is accepted only for loopback addresses)`);
   return url.href.replace(/\/+$/, "");
 }
 

@@ -5,6 +5,8 @@ import { compileCondition, compileExpression, ExpressionEvalError, type Compiled
 import { parseDuration, formatDuration } from "../server/duration.js";
 import { describeError, InputError, TerminalError } from "../server/errors.js";
 import { ForbiddenAddressError, HostBusyError, type OutboundResponse } from "../server/http-client.js";
+import { checkDeclaredOutputs } from "../server/outputs.js";
+import { excerpt } from "../server/redact.js";
 import { parseRetryAfter, retryDelay } from "../server/retry.js";
 import { SecretMissingError, type SecretKeyRef } from "../server/secrets.js";
 import { schemas } from "./generated/index.js";
@@ -17,6 +19,12 @@ export const MAX_ATTEMPT_TIMEOUT_MS = 10 * 60 * 1000;
 export const BODY_EXCERPT_CHARS = 200;
 const VARIABLES = ["response"] as const;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * Headers about the connection, which undici sets from the URL and body. Host above all: an
+ * override would send a request to an allowed address in the name of another host (a proxy or
+ * virtual host then forwards it where the outbound policy would have refused).
+ */
+const CONNECTION_HEADERS = /^(host|connection|keep-alive|transfer-encoding|content-length|upgrade|te|trailer|expect|proxy-.*)$/i;
 
 interface Prepared {
   method: string;
@@ -79,6 +87,7 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
   if (body !== undefined && (p.method === "GET" || p.method === "HEAD")) {
     throw new InputError(`body: a ${p.method} request cannot have a body; use method POST, PUT or PATCH`);
   }
+  checkDeclaredOutputs(p.outputs);
   const outputs = Object.entries(p.outputs ?? {}).map(([name, src]): [string, CompiledExpression] => {
     if (name === "status") throw new InputError(`outputs.status: the name is reserved (the step always outputs the response status as "status")`);
     return [name, compileExpression(src, `outputs.${name}`, VARIABLES)];
@@ -103,6 +112,9 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
 
 function checkHeader(name: string, field: string) {
   if (!TOKEN.test(name)) throw new InputError(`${field}: "${name}" is not a valid HTTP header name`);
+  if (CONNECTION_HEADERS.test(name)) {
+    throw new InputError(`${field}: the executor sets the connection-level header "${name}" itself; remove it${/^host$/i.test(name) ? " and put the host in url" : ""}`);
+  }
 }
 
 async function resolveSecretHeaders(ctx: StepContext, p: Prepared): Promise<Record<string, string>> {
@@ -130,10 +142,13 @@ function isRetryable(status: number) {
   return status === 429 || status === 408 || status >= 500;
 }
 
-function describeResponse(res: OutboundResponse): string {
+/** Status and a body excerpt of an answer already redacted; a step that sent secretHeaders withholds the body unless the operator allows it. */
+function describeResponse(res: OutboundResponse, p: Prepared, ctx: StepContext): string {
+  const status = `${res.status}${res.statusText ? " " + res.statusText : ""}`;
   const text = res.body.replace(/\s+/g, " ").trim();
-  const quoted = text ? `: ${text.length > BODY_EXCERPT_CHARS ? text.slice(0, BODY_EXCERPT_CHARS) + "..." : text}` : "";
-  return `${res.status}${res.statusText ? " " + res.statusText : ""}${quoted}`;
+  if (!text) return status;
+  if (p.secretHeaders.length > 0 && !ctx.tuning.bodyExcerptWithSecrets) return `${status} (response body withheld: the request carried secretHeaders; the executor flag --body-excerpt-with-secrets quotes it)`;
+  return `${status}: ${excerpt(text, BODY_EXCERPT_CHARS)}`;
 }
 
 async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
@@ -163,7 +178,8 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
     try {
       // A handover lets a request in flight finish (effectSignal); only a hard stop aborts it.
       const req = { method: p.method, url: p.url, headers, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(p.body !== undefined ? { body: p.body } : {}) };
-      res = await ctx.http.send(req);
+      // Redacted before anything reads it (messages, CEL): a target may echo the secretHeaders.
+      res = ctx.redact(await ctx.http.send(req));
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       if (err instanceof ForbiddenAddressError) throw new TerminalError(`${what}: ${err.message}`);
@@ -171,9 +187,9 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
       last = err instanceof HostBusyError ? err.message : networkError(err, p.timeoutMs);
     }
     if (res) {
-      const verdict = judge(p, res);
+      const verdict = judge(p, res, ctx);
       if (verdict) return verdict;
-      last = describeResponse(res);
+      last = describeResponse(res, p, ctx);
       if (!isRetryable(res.status)) {
         const why = p.successCondition ? ` (successCondition \`${p.successCondition.source}\` is false)` : "";
         return { phase: "failed", message: `${what} answered ${last}${why}` };
@@ -189,12 +205,13 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
 }
 
 /** Failure beats success; with no successCondition a 2xx succeeds. Undefined means "not decided". */
-function judge(p: Prepared, res: OutboundResponse): StepResult | undefined {
+function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): StepResult | undefined {
   const what = `${p.method} ${p.shownUrl}`;
-  const vars = { response: responseVariable(res) };
+  // Again after parsing: JSON escapes (\u0041) may have hidden a secret from the raw text's redaction.
+  const vars = { response: ctx.redact(responseVariable(res)) };
   try {
     if (p.failureCondition?.test(vars)) {
-      return { phase: "failed", message: `${what}: failureCondition \`${p.failureCondition.source}\` is true; the server answered ${describeResponse(res)}` };
+      return { phase: "failed", message: `${what}: failureCondition \`${p.failureCondition.source}\` is true; the server answered ${describeResponse(res, p, ctx)}` };
     }
     const ok = p.successCondition ? p.successCondition.test(vars) : res.status >= 200 && res.status < 300;
     if (!ok) return undefined;

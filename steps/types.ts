@@ -27,6 +27,8 @@ export interface StepTuning {
   secretWaitMs: number;
   /** Kinds apply-and-wait applies although they are refused by default (`Kind` or `group/Kind`; --apply-allow-kinds). */
   applyAllowKinds?: readonly string[];
+  /** Failure messages of a step that sent secretHeaders quote the response body (else it is withheld); default off. */
+  bodyExcerptWithSecrets?: boolean;
 }
 
 /** What `admit` may consult: discovery through the executor's own reader, and the operator's policy. */
@@ -64,6 +66,8 @@ export interface StepContext {
   readonly kube: KubeReader;
   /** Secrets of the run's own namespace; values are redacted from everything the run reports. */
   readonly secrets: SecretResolver;
+  /** The run's redaction (server/redact.ts): for what a step reads before it is cut, quoted or handed to CEL. */
+  redact<T>(value: T): T;
   readonly http: HttpClient;
   readonly log: Logger;
   readonly tuning: StepTuning;

@@ -2,8 +2,9 @@
 // address literal, on the address DNS gave at connect time, and on every redirect hop. Every server
 // here listens on 127.0.0.1; forbidden targets elsewhere (metadata) are refused before any packet.
 import { expect } from "chai";
-import { createHttpClient, ForbiddenAddressError, type HttpClient, type HttpClientOptions, type LookupFunction } from "../../server/http-client.js";
+import { createHttpClient, ForbiddenAddressError, isLinkLocal, type HttpClient, type HttpClientOptions, type LookupFunction } from "../../server/http-client.js";
 import { ConfigError, loadConfig } from "../../server/config.js";
+import { hostClass } from "../../server/metrics.js";
 import { AllowListError, classifyAddress, OutboundPolicy } from "../../server/outbound-policy.js";
 import { startDns, type LocalDns } from "../fixtures/dns.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
@@ -40,6 +41,36 @@ describe("outbound policy: address classes and the allow-list", () => {
       expect(classifyAddress(a), a).to.equal("private");
     }
     for (const a of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111"]) expect(classifyAddress(a), a).to.equal("public");
+  });
+
+  it("classifies an IPv6 address carrying an IPv4 address as that IPv4 address (compatible, mapped, NAT64, 6to4, Teredo)", () => {
+    const cases: [string, string][] = [
+      ["::a9fe:a9fe", "link-local"], ["::169.254.169.254", "link-local"], ["::ffff:a9fe:a9fe", "link-local"],
+      ["64:ff9b::a9fe:a9fe", "link-local"], ["64:ff9b::169.254.169.254", "link-local"], ["2002:a9fe:a9fe::", "link-local"], ["2002:a9fe:a9fe:1::5", "link-local"],
+      ["2001:0:4136:e378:8000:63bf:5601:5601", "link-local"], // Teredo: client 169.254.169.254, inverted
+      ["::127.0.0.1", "loopback"], ["::7f00:1", "loopback"], ["64:ff9b::7f00:1", "loopback"], ["2002:7f00:1::", "loopback"], ["::", "loopback"],
+      ["::10.0.0.1", "private"], ["64:ff9b::a00:1", "private"], ["2002:c0a8:101::1", "private"], ["64:ff9b:1::1", "private"],
+      ["64:ff9b::808:808", "public"], ["2002:808:808::1", "public"], ["2001:4860:4860::8888", "public"],
+    ];
+    for (const [a, cls] of cases) expect(classifyAddress(a), a).to.equal(cls);
+    // The allow-list matches either form: listing the IPv4 address allows its IPv6 spellings, and the reverse.
+    const p = new OutboundPolicy({ allowLinkLocal: false, allow: ["127.0.0.1", "64:ff9b::a00:1"] });
+    expect(p.refusal("::127.0.0.1", "::127.0.0.1")).to.equal(undefined);
+    expect(p.refusal("64:ff9b::a00:1", "64:ff9b::a00:1")).to.equal(undefined);
+    expect(p.refusal("::1", "::1")).to.match(/::1 is a loopback address/);
+  });
+
+  it("one classifier: metrics' host classes and the link-local check agree with the policy", () => {
+    const addresses = ["100.64.0.1", "0.0.0.0", "::ffff:169.254.169.254", "fd00:ec2::254", "::a9fe:a9fe", "64:ff9b::7f00:1", "10.0.0.1", "8.8.8.8", "::1", "fe80::1"];
+    for (const a of addresses) {
+      const cls = classifyAddress(a);
+      expect(hostClass(a), a).to.equal(cls === "public" ? "public-ip" : cls);
+      expect(isLinkLocal(a), a).to.equal(cls === "link-local");
+    }
+    expect(hostClass("100.64.0.1")).to.equal("private");
+    expect(hostClass("0.0.0.0")).to.equal("loopback");
+    expect(hostClass("[::ffff:169.254.169.254]")).to.equal("link-local");
+    expect(hostClass("[fd00:ec2::254]")).to.equal("link-local");
   });
 
   it("refuses link-local even when the allow-list covers it; only allowLinkLocal lifts that", () => {
@@ -106,7 +137,7 @@ describe("outbound policy enforced by the HTTP client (connect time, redirects)"
 
   it("refuses the cloud metadata IP before connecting (IPv4, IPv4-mapped IPv6, AWS IPv6)", async () => {
     const c = client({ lookup: noLookup });
-    for (const url of ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:169.254.169.254]/", "http://[fd00:ec2::254]/"]) {
+    for (const url of ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:169.254.169.254]/", "http://[fd00:ec2::254]/", "http://[::a9fe:a9fe]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[2002:a9fe:a9fe::]/"]) {
       const err = await refusal(get(c, url));
       expect(err, url).to.be.instanceOf(ForbiddenAddressError);
       expect(err.message, url).to.match(/is a link-local address \(cloud metadata service\), which the executor always refuses/);
@@ -118,6 +149,15 @@ describe("outbound policy enforced by the HTTP client (connect time, redirects)"
     expect(err).to.be.instanceOf(ForbiddenAddressError);
     expect(err.message).to.equal(`127.0.0.1 is a loopback address, which the executor refuses by default; to allow it, add "127.0.0.1" to the executor's outbound allow-list (addon parameter outboundAllow, executor flag --outbound-allow or env STEP_EXECUTOR_OUTBOUND_ALLOW)`);
     expect(target.requests).to.have.length(0);
+  });
+
+  it("refuses loopback spelled as IPv6 carrying 127.0.0.1 before connecting", async () => {
+    const c = client({ lookup: noLookup });
+    for (const url of ["http://[::127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://[2002:7f00:1::]/"]) {
+      const err = await refusal(get(c, url));
+      expect(err, url).to.be.instanceOf(ForbiddenAddressError);
+      expect(err.message, url).to.match(/is a loopback address, which the executor refuses by default/);
+    }
   });
 
   it("allows loopback when listed (address or CIDR)", async () => {

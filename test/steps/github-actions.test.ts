@@ -201,6 +201,7 @@ describe("github-actions", function () {
       ["a bad timeout", { workflow: "deploy.yaml", ref: "main", timeout: "soon" }, /^timeout: "soon" is not a duration/],
       ["the web site as apiURL", { workflow: "deploy.yaml", ref: "main", apiURL: "https://github.com" }, /^apiURL: "https:\/\/github.com" is the web site; the API is https:\/\/api.github.com$/],
       ["a link-local apiURL", { workflow: "deploy.yaml", ref: "main", apiURL: "http://169.254.169.254/api/v3" }, /^apiURL: 169.254.169.254 is a link-local address/],
+      ["a plain http apiURL that is not loopback", { workflow: "deploy.yaml", ref: "main", apiURL: "http://github.example.com/api/v3" }, /^apiURL: "http:\/\/github.example.com\/api\/v3" would send the GitHub token unencrypted; use https:\/\//],
       ["an unknown field", { workflow: "deploy.yaml", ref: "main", wiat: true }, /^parameter: unknown field "wiat"$/],
     ];
     beforeEach(async () => { env = await setup(); });

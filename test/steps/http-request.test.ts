@@ -177,7 +177,7 @@ describe("http-request", function () {
       }, newRun(ns.name));
       expect(target.requests[0]!.headers.authorization).to.equal(secretValue);
       expect(answer.body.phase).to.equal("failed");
-      expect(answer.body.message).to.contain("[redacted]");
+      expect(answer.body.message).to.contain("(response body withheld: the request carried secretHeaders;");
       expect(JSON.stringify(answer.body)).not.to.contain("very-secret-value");
     });
 
