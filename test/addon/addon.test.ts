@@ -121,15 +121,24 @@ describe("addon: the addon Application", function () {
     }
   });
 
-  it("grants the executor read access, and writes only to its StepRuns, its Leases, Application metadata (wake-up) and Events", async () => {
+  it("grants the executor read access, and writes only to its StepRuns, its Leases, the namespaces' key Secrets, Application metadata (wake-up) and Events", async () => {
     const app = await render({ token: TOKEN });
-    const role = find(app, "ClusterRole", "step-executor") as Obj & { rules: { apiGroups: string[]; verbs: string[]; resources: string[] }[] };
+    type Rule = { apiGroups: string[]; verbs: string[]; resources: string[]; resourceNames?: string[] };
+    const role = find(app, "ClusterRole", "step-executor") as Obj & { rules: Rule[] };
     const writes = role.rules.filter((r) => r.verbs.some((v) => !["get", "list", "watch"].includes(v)));
-    expect(writes).to.deep.equal([
+    const expected = [
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+      { apiGroups: [""], resources: ["secrets"], resourceNames: ["step-executor"], verbs: ["update"] },
       { apiGroups: ["step-executor.oam.dev"], resources: ["stepruns"], verbs: ["get", "list", "watch", "create", "update", "patch", "delete"] },
       { apiGroups: ["core.oam.dev"], resources: ["applications"], verbs: ["get", "patch"] },
       { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["impersonate"] },
       { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+    ];
+    expect(writes).to.deep.equal(expected);
+    // Impersonating users and groups only for KubeVela's AuthenticateApplication mode.
+    const isolated = find(await render({ token: TOKEN, authenticateApplication: true }), "ClusterRole", "step-executor") as Obj & { rules: Rule[] };
+    expect(isolated.rules.filter((r) => r.verbs.some((v) => !["get", "list", "watch"].includes(v)))).to.deep.equal([
+      ...expected.slice(0, 5), { apiGroups: [""], resources: ["users", "groups"], verbs: ["impersonate"] }, expected[5],
     ]);
     expect(role.rules).to.deep.include({ apiGroups: [""], resources: ["secrets"], verbs: ["get"] });
     const leases = find(app, "Role", "step-executor") as Obj & { rules: unknown[] };
