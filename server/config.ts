@@ -43,6 +43,10 @@ export interface Config {
   confirmSession: boolean;
   /** Kubernetes Events on the Application for a step's start, retries and end. */
   events: boolean;
+  /** CEL evaluation (cel-pool.ts): worker threads, deadline per evaluation, heap per worker. */
+  celWorkers: number;
+  celTimeoutMs: number;
+  celHeapMiB: number;
 }
 
 const SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -75,6 +79,9 @@ export const configOptions = {
   wake: { type: "string", env: "STEP_EXECUTOR_WAKE", default: "on", help: "on|off: annotate the Application when a run finishes so KubeVela polls at once" },
   "confirm-session": { type: "string", env: "STEP_EXECUTOR_CONFIRM_SESSION", default: "on", help: "on|off: side effects wait for KubeVela's second poll (off: ~1 s faster, not safe across a controller restart)" },
   events: { type: "string", env: "STEP_EXECUTOR_EVENTS", default: "on", help: "on|off: Kubernetes Events on the Application for a step's start, retries and end" },
+  "cel-workers": { type: "string", env: "STEP_EXECUTOR_CEL_WORKERS", default: "2", help: "worker threads evaluating CEL conditions and outputs (off the event loop)" },
+  "cel-timeout": { type: "string", env: "STEP_EXECUTOR_CEL_TIMEOUT", default: "1s", help: "longest one CEL evaluation may run; past it the step fails and the worker is replaced" },
+  "cel-heap": { type: "string", env: "STEP_EXECUTOR_CEL_HEAP_MIB", default: "32", help: "heap of each CEL worker in MiB; an evaluation needing more fails its step (keep workers x (heap + ~20) within the pod's memory)" },
   help: { type: "boolean", env: "", help: "show this help" },
 } as const;
 
@@ -125,7 +132,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     if (err instanceof AllowListError) throw new ConfigError(`--outbound-allow: ${err.message}`);
     throw err;
   }
-  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue" | "max-object-watches", min: number) => {
+  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue" | "max-object-watches" | "cel-workers" | "cel-heap", min: number) => {
     const n = Number(get(k));
     if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${k}: "${get(k)}" must be an integer >= ${min}`);
     return n;
@@ -147,6 +154,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   if (!leaseNamespace) {
     try { leaseNamespace = readFileSync(SERVICE_ACCOUNT_NAMESPACE, "utf8").trim(); } catch { /* not in a pod */ }
   }
+  const celTimeoutMs = duration("cel-timeout");
+  if (celTimeoutMs < 10 || celTimeoutMs > 60_000) throw new ConfigError(`--cel-timeout: "${get("cel-timeout")}" must be between 10ms and 1m`);
   const leaseDurationMs = duration("lease-duration");
   if (leaseDurationMs < 1000) throw new ConfigError("--lease-duration: must be at least 1s");
   const config: Config = {
@@ -173,6 +182,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     wake: onOff("wake"),
     confirmSession: onOff("confirm-session"),
     events: onOff("events"),
+    celWorkers: positive("cel-workers", 1),
+    celTimeoutMs,
+    celHeapMiB: positive("cel-heap", 16),
   };
   if (identity) config.identity = identity;
   const kubeconfig = get("kubeconfig");
