@@ -148,6 +148,9 @@ export class CelPool {
     const { entry, eval: isEval } = workerEntry();
     const worker = new Worker(entry, {
       eval: isEval,
+      // Not the process's flags: some are invalid in a worker (--input-type) and the tsx loader is
+      // registered by the entry itself; source maps keep worker stack traces readable.
+      execArgv: process.execArgv.filter((a) => a === "--enable-source-maps"),
       resourceLimits: { maxOldGenerationSizeMb: this.options.maxHeapMiB, maxYoungGenerationSizeMb: YOUNG_GENERATION_MIB },
     });
     this.stats.workersStarted++;
