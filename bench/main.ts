@@ -1,17 +1,18 @@
 // The benchmark driver (npm run bench → bench/run.sh → here). Needs the local control plane
 // (KUBECONFIG, kubectl and vela on PATH: bench/run.sh provides them) and the assembled addon.
 //
-//   node --import tsx bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,scale] [--out FILE]
+//   node --import tsx bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,scale,cel] [--out FILE]
 //
 // Full run: every bench, then BENCHMARKS.md (or --out). --smoke: tiny sizes, same code paths,
 // prints a summary and writes nothing (CI runs it so the benches never rot).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { runCelBench, type CelResult } from "./cel.js";
 import { controllerCost, controllerCostMarkdown, type CostResult } from "./controller-cost.js";
 import { enableAddon, execText, velaCoreFlags } from "./lib/cluster.js";
 import { log, machine, versions } from "./lib/common.js";
 import type { BenchContext } from "./lib/context.js";
-import { startExecutor } from "./lib/executor.js";
+import { compileExecutor, startExecutor } from "./lib/executor.js";
 import { freePort } from "./lib/target.js";
 import { startTarget } from "./lib/target.js";
 import { overhead, overheadMarkdown, type OverheadResult } from "./overhead.js";
@@ -43,7 +44,7 @@ if (!values.addon || !values.work) {
   process.stderr.write("usage: bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,scale] [--out FILE]\n(run it through `npm run bench`)\n");
   process.exit(2);
 }
-const only = new Set((values.only ?? "overhead,reaction,cost,scale").split(",").map((s) => s.trim()));
+const only = new Set((values.only ?? "overhead,reaction,cost,scale,cel").split(",").map((s) => s.trim()));
 const smoke = values.smoke!;
 const started = new Date();
 const t0 = performance.now();
@@ -53,6 +54,7 @@ export interface Results {
   reaction?: ReactionResult;
   cost?: CostResult;
   scale?: ScaleResult;
+  cel?: CelResult;
   errors: Record<string, string>;
 }
 const results: Results = { errors: {} };
@@ -110,6 +112,13 @@ try {
   await ctx.executor.stop();
 }
 if (only.has("scale")) results.scale = await section("3. executor scale", () => scale(ctx, values["scale-levels"] ? JSON.parse(values["scale-levels"]) : undefined));
+// No cluster needed: the executor's CEL pool in a process of its own (compiled, as the image runs it).
+if (only.has("cel")) {
+  results.cel = await section("5. CEL bounds", async () => {
+    if (!smoke) await compileExecutor();
+    return runCelBench(smoke, smoke ? undefined : "bench/.build/bench/cel.js");
+  });
+}
 await target.close();
 
 const durationS = (performance.now() - t0) / 1000;
@@ -121,6 +130,7 @@ if (smoke) {
     results.reaction ? `reaction: ${results.reaction.samples.length} samples, ${results.reaction.failures.length} failures` : "",
     results.cost ? `controller cost: ${results.cost.phases.length} phases measured` : "",
     results.scale ? `scale: ${results.scale.levels.map((l) => `${l.level.mode} n=${l.level.n}: ${l.polls} polls, ${l.errors} errors`).join("; ")}` : "",
+    results.cel ? `cel: /healthz p99 ${results.cel.hostile.p99.toFixed(1)} ms with hostile expressions in flight (idle ${results.cel.idle.p99.toFixed(1)} ms); ${results.cel.workerUs.toFixed(0)} µs per evaluation in a worker vs ${results.cel.inThreadUs.toFixed(0)} µs in-thread` : "",
     ...Object.entries(results.errors).map(([k, v]) => `FAILED ${k}: ${v.split("\n")[0]}`),
   ].filter(Boolean);
   process.stdout.write(lines.join("\n") + "\n");

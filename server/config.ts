@@ -51,6 +51,10 @@ export interface Config {
   bearerAuth: boolean;
   /** vela-core's AuthenticateApplication feature is on: Applications without an identity are read for as system:anonymous. */
   authenticateApplication: boolean;
+  /** CEL evaluation (cel-pool.ts): worker threads, deadline per evaluation, heap per worker. */
+  celWorkers: number;
+  celTimeoutMs: number;
+  celHeapMiB: number;
 }
 
 const SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -87,6 +91,9 @@ export const configOptions = {
   "apply-allow-kinds": { type: "string", env: "STEP_EXECUTOR_APPLY_ALLOW_KINDS", default: "", help: "kinds apply-and-wait applies although refused by default (Role, RoleBinding, Secret, ResourceQuota, LimitRange): comma-separated Kind or group/Kind" },
   "bearer-auth": { type: "string", env: "STEP_EXECUTOR_BEARER_AUTH", default: "off", help: "on|off: also accept the token itself as `Authorization: Bearer` (direct clients); off, only requests signed with a namespace's key are accepted" },
   "authenticate-application": { type: "string", env: "STEP_EXECUTOR_AUTHENTICATE_APPLICATION", default: "off", help: "on|off: set as KubeVela's AuthenticateApplication feature gate; on, steps of an Application that names no user or ServiceAccount read as system:anonymous, as KubeVela acts for it" },
+  "cel-workers": { type: "string", env: "STEP_EXECUTOR_CEL_WORKERS", default: "2", help: "worker threads evaluating CEL conditions and outputs (off the event loop)" },
+  "cel-timeout": { type: "string", env: "STEP_EXECUTOR_CEL_TIMEOUT", default: "1s", help: "longest one CEL evaluation may run; past it the step fails and the worker is replaced" },
+  "cel-heap": { type: "string", env: "STEP_EXECUTOR_CEL_HEAP_MIB", default: "32", help: "heap of each CEL worker in MiB; an evaluation needing more fails its step (keep workers x (heap + ~20) within the pod's memory)" },
   help: { type: "boolean", env: "", help: "show this help" },
 } as const;
 
@@ -137,7 +144,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     if (err instanceof AllowListError) throw new ConfigError(`--outbound-allow: ${err.message}`);
     throw err;
   }
-  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue" | "max-object-watches", min: number) => {
+  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue" | "max-object-watches" | "cel-workers" | "cel-heap", min: number) => {
     const n = Number(get(k));
     if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${k}: "${get(k)}" must be an integer >= ${min}`);
     return n;
@@ -159,6 +166,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
   if (!leaseNamespace) {
     try { leaseNamespace = readFileSync(SERVICE_ACCOUNT_NAMESPACE, "utf8").trim(); } catch { /* not in a pod */ }
   }
+  const celTimeoutMs = duration("cel-timeout");
+  if (celTimeoutMs < 10 || celTimeoutMs > 60_000) throw new ConfigError(`--cel-timeout: "${get("cel-timeout")}" must be between 10ms and 1m`);
   const leaseDurationMs = duration("lease-duration");
   if (leaseDurationMs < 1000) throw new ConfigError("--lease-duration: must be at least 1s");
   const config: Config = {
@@ -189,6 +198,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     applyAllowKinds: get("apply-allow-kinds")!.split(",").map((e) => e.trim()).filter(Boolean),
     bearerAuth: onOff("bearer-auth"),
     authenticateApplication: onOff("authenticate-application"),
+    celWorkers: positive("cel-workers", 1),
+    celTimeoutMs,
+    celHeapMiB: positive("cel-heap", 16),
   };
   const badKind = config.applyAllowKinds.find((k) => !/^([a-z0-9.-]+\/)?([A-Z][A-Za-z0-9]*|\*)$/.test(k));
   if (badKind) throw new ConfigError(`--apply-allow-kinds: "${badKind}" is not Kind or group/Kind (e.g. Role, rbac.authorization.k8s.io/RoleBinding)`);

@@ -19,6 +19,7 @@ import { ObjectWatches } from "./object-watch.js";
 import { ApplicationLookup } from "./applications.js";
 import { ApplicationSessionProbe } from "./session-probe.js";
 import { ApplicationWaker, noWake } from "./wake.js";
+import { closeCel, configureCel } from "./cel.js";
 import { createStepKinds } from "../steps/index.js";
 
 async function main() {
@@ -36,6 +37,7 @@ async function main() {
     process.stdout.write(usage() + "\n");
     return;
   }
+  configureCel({ size: config.celWorkers, timeoutMs: config.celTimeoutMs, maxHeapMiB: config.celHeapMiB });
   const identity = config.identity ?? newExecutorIdentity();
   const log = createLogger(config.logLevel).child({ executor: identity });
   let kube;
@@ -132,6 +134,7 @@ async function main() {
     server.closeAllConnections();
     await http.close();
     await githubHub.close();
+    await closeCel();
     log.info("stopped");
     process.exit(0);
   };

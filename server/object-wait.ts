@@ -1,7 +1,7 @@
 // Waiting for an object: read it until it exists and its condition (or generic readiness)
 // holds, fail early on its failure condition, give up at the timeout. Shared by
 // read-object-and-wait and apply-and-wait.
-import { compileCondition, compileExpression, ExpressionEvalError, type CompiledCondition, type CompiledExpression } from "./cel.js";
+import { CelBusyError, compileCondition, compileExpression, ExpressionEvalError, ExpressionLimitError, type CompiledCondition, type CompiledExpression } from "./cel.js";
 import { formatDuration, parseDuration } from "./duration.js";
 import { describeError, InputError } from "./errors.js";
 import { ForbiddenReadError, RefusedReadError, UnknownKindError, type KubeObject, type ObjectRef } from "./kube.js";
@@ -66,16 +66,20 @@ export function describeRef(ref: ObjectRef): string {
   return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`;
 }
 
-/** One look at the object: a final result, or the reason to keep waiting. */
-export function judgeObject(p: PreparedWait, obj: KubeObject | undefined): StepResult | string {
+/**
+ * One look at the object: a final result, or the reason to keep waiting. Throws CelBusyError when
+ * the CEL evaluators cannot take the expression now (the caller looks again shortly).
+ */
+export async function judgeObject(p: PreparedWait, obj: KubeObject | undefined): Promise<StepResult | string> {
   const what = describeRef(p.ref);
   if (!obj) return `waiting for ${what} to exist`;
   const vars = { object: obj };
   try {
-    if (p.failureCondition?.test(vars)) return { phase: "failed", message: `${what}: failureCondition \`${p.failureCondition.source}\` is true` };
+    const failure = p.failureCondition;
+    if (failure && (await failure.test(vars))) return { phase: "failed", message: `${what}: failureCondition \`${failure.source}\` is true` };
     let reason: string;
     if (p.condition) {
-      if (!p.condition.test(vars)) return `waiting for ${what}: condition \`${p.condition.source}\` is false`;
+      if (!(await p.condition.test(vars))) return `waiting for ${what}: condition \`${p.condition.source}\` is false`;
       reason = `condition \`${p.condition.source}\` is true`;
     } else {
       const r = readiness(obj);
@@ -84,11 +88,13 @@ export function judgeObject(p: PreparedWait, obj: KubeObject | undefined): StepR
       reason = `ready (${r.reason})`;
     }
     const outputs: Record<string, unknown> = {};
-    for (const [name, expr] of p.outputs) outputs[name] = expr.evaluate(vars);
+    for (const [name, expr] of p.outputs) outputs[name] = await expr.evaluate(vars);
     return { phase: "succeeded", message: `${what}: ${reason}`, outputs };
   } catch (err) {
     // Fields such as status.readyReplicas appear only as the object converges: keep waiting.
     if (err instanceof ExpressionEvalError) return `waiting for ${what}: ${err.message}`;
+    // Too expensive on this object; it would be as expensive on the next change.
+    if (err instanceof ExpressionLimitError) return { phase: "failed", message: `${what}: ${err.message}` };
     throw err;
   }
 }
@@ -105,8 +111,17 @@ export async function waitForObject(ctx: StepContext, p: PreparedWait): Promise<
     for (;;) {
       const look = await feed.read();
       let verdict: StepResult | string;
-      if (look.error === undefined) verdict = judgeObject(p, look.object);
-      else if (look.error instanceof ForbiddenReadError || look.error instanceof RefusedReadError) throw look.error;
+      // The evaluators' queue was full: look again after a poll interval rather than at the next change.
+      let busy = false;
+      if (look.error === undefined) {
+        try {
+          verdict = await judgeObject(p, look.object);
+        } catch (err) {
+          if (!(err instanceof CelBusyError)) throw err;
+          verdict = `waiting for ${describeRef(p.ref)}: ${err.message}; trying again`;
+          busy = true;
+        }
+      } else if (look.error instanceof ForbiddenReadError || look.error instanceof RefusedReadError) throw look.error;
       else if (look.error instanceof UnknownKindError) verdict = `waiting: ${look.error.message} (check apiVersion and kind, or install its CRD)`;
       else verdict = `waiting for ${describeRef(p.ref)}: ${describeError(look.error)}`;
       if (typeof verdict !== "string") return verdict;
@@ -114,7 +129,8 @@ export async function waitForObject(ctx: StepContext, p: PreparedWait): Promise<
         return { phase: "failed", message: `timed out after ${formatDuration(p.timeoutMs)}: ${verdict.replace(/^waiting/, "still waiting")}` };
       }
       ctx.progress(verdict);
-      await feed.changed(look.version, Math.max(0, deadline - ctx.now()), ctx.signal);
+      const left = Math.max(0, deadline - ctx.now());
+      await feed.changed(look.version, busy ? Math.min(left, ctx.tuning.pollIntervalMs) : left, ctx.signal);
     }
   } finally {
     feed.close();

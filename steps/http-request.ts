@@ -1,7 +1,7 @@
 // http-request: call an HTTP endpoint once per run, retrying transient failures, judging the
 // answer with CEL conditions and exposing CEL outputs to later steps.
 import { createHash } from "node:crypto";
-import { compileCondition, compileExpression, ExpressionEvalError, type CompiledCondition, type CompiledExpression } from "../server/cel.js";
+import { CelBusyError, compileCondition, compileExpression, ExpressionEvalError, ExpressionLimitError, type CompiledCondition, type CompiledExpression } from "../server/cel.js";
 import { parseDuration, formatDuration } from "../server/duration.js";
 import { describeError, InputError, TerminalError } from "../server/errors.js";
 import { ForbiddenAddressError, HostBusyError, type OutboundResponse } from "../server/http-client.js";
@@ -187,7 +187,7 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
       last = err instanceof HostBusyError ? err.message : networkError(err, p.timeoutMs);
     }
     if (res) {
-      const verdict = judge(p, res, ctx);
+      const verdict = await judgeWhenFree(ctx, p, res);
       if (verdict) return verdict;
       last = describeResponse(res, p, ctx);
       if (!isRetryable(res.status)) {
@@ -205,22 +205,36 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
 }
 
 /** Failure beats success; with no successCondition a 2xx succeeds. Undefined means "not decided". */
-function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): StepResult | undefined {
+async function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): Promise<StepResult | undefined> {
   const what = `${p.method} ${p.shownUrl}`;
   // Again after parsing: JSON escapes (\u0041) may have hidden a secret from the raw text's redaction.
   const vars = { response: ctx.redact(responseVariable(res)) };
   try {
-    if (p.failureCondition?.test(vars)) {
-      return { phase: "failed", message: `${what}: failureCondition \`${p.failureCondition.source}\` is true; the server answered ${describeResponse(res, p, ctx)}` };
+    const failure = p.failureCondition;
+    if (failure && (await failure.test(vars))) {
+      return { phase: "failed", message: `${what}: failureCondition \`${failure.source}\` is true; the server answered ${describeResponse(res, p, ctx)}` };
     }
-    const ok = p.successCondition ? p.successCondition.test(vars) : res.status >= 200 && res.status < 300;
+    const ok = p.successCondition ? await p.successCondition.test(vars) : res.status >= 200 && res.status < 300;
     if (!ok) return undefined;
     const outputs: Record<string, unknown> = { status: res.status };
-    for (const [name, expr] of p.outputs) outputs[name] = expr.evaluate(vars);
+    for (const [name, expr] of p.outputs) outputs[name] = await expr.evaluate(vars);
     return { phase: "succeeded", message: `${what} answered ${res.status}${res.statusText ? " " + res.statusText : ""}`, outputs };
   } catch (err) {
-    if (err instanceof ExpressionEvalError) return { phase: "failed", message: `${what} answered ${res.status}, but ${err.message}` };
+    if (err instanceof ExpressionEvalError || err instanceof ExpressionLimitError) return { phase: "failed", message: `${what} answered ${res.status}, but ${err.message}` };
     throw err;
+  }
+}
+
+/** The answer is in hand and must not be asked for again: when the CEL evaluators are busy, wait for them. */
+async function judgeWhenFree(ctx: StepContext, p: Prepared, res: OutboundResponse): Promise<StepResult | undefined> {
+  for (;;) {
+    try {
+      return await judge(p, res, ctx);
+    } catch (err) {
+      if (!(err instanceof CelBusyError)) throw err;
+      ctx.progress(`${p.method} ${p.shownUrl} answered ${res.status}; ${err.message}, trying again`);
+      await ctx.sleep(ctx.tuning.pollIntervalMs);
+    }
   }
 }
 

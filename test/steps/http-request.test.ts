@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { closedPort, reply, sequence, startTarget, type Target } from "../fixtures/target.js";
 import { newRun, startExecutor, type Executor } from "../fixtures/executor.js";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
+import { NESTED_ALL } from "../fixtures/cel.js";
 
 const fast = { backoff: "10ms", maxBackoff: "50ms" };
 
@@ -93,6 +94,29 @@ describe("http-request", function () {
     expect(ok.answer.body.phase).to.equal("succeeded");
     expect(bad.answer.body.phase).to.equal("failed");
     expect(bad.answer.body.message).to.contain("failureCondition `response.body.state == 'error'` is true");
+  });
+
+  it("fails the step when a condition is too expensive for the answer; the executor keeps answering polls", async () => {
+    // Within the compile-time limits (two levels), but the server sends 100,000 elements: 10^10 steps.
+    target = await startTarget((_r, res) => reply(res, 200, Array.from({ length: 100_000 }, (_, i) => i)));
+    const cond = "response.body.all(x, response.body.all(y, x >= 0))";
+    const run = newRun();
+    const param = { url: `${target.url}/big`, successCondition: cond, retries: 0 };
+    const slowest = { ms: 0 };
+    const t0 = performance.now();
+    for (;;) {
+      const t = performance.now();
+      const a = await executor.poll("http-request", param, run);
+      slowest.ms = Math.max(slowest.ms, performance.now() - t);
+      if (a.body.phase !== "running") {
+        expect(a.body).to.deep.equal({ phase: "failed", message: `GET ${target.url}/big answered 200, but successCondition \`${cond}\`: evaluation exceeded 1s (the executor's limit); simplify the expression`, outputs: {} });
+        break;
+      }
+      expect(performance.now() - t0).to.be.below(10_000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(slowest.ms, "slowest poll answer while the condition ran (ms)").to.be.below(600);
+    expect(target.requests).to.have.length(1);
   });
 
   it("performs the side effect once however often and concurrently the run is polled", async () => {
@@ -210,6 +234,7 @@ describe("http-request", function () {
       ["a non-http scheme", { url: "file:///etc/passwd" }, /^url: scheme "file" is not supported/],
       ["an invalid CEL condition", { url: "http://127.0.0.1:9", successCondition: "response.status ==" }, /^successCondition: invalid CEL expression `response.status ==`: at 1:/],
       ["an unknown CEL variable", { url: "http://127.0.0.1:9", outputs: { x: "resp.body" } }, /^outputs.x: invalid CEL expression `resp.body`: unknown variable "resp"/],
+      ["comprehensions nested too deep (the review's 8 nested all)", { url: "http://127.0.0.1:9", successCondition: NESTED_ALL }, /^successCondition: invalid CEL expression `.*`: comprehensions \(all, exists, exists_one, map, filter\) are nested 8 deep; at most 2 are allowed$/],
       ["a bad duration", { url: "http://127.0.0.1:9", timeout: "10" }, /^timeout: "10" is not a duration/],
       ["a GET with a body", { url: "http://127.0.0.1:9", body: "x" }, /^body: a GET request cannot have a body/],
       ["an unknown field", { url: "http://127.0.0.1:9", retry: 3 }, /^parameter: unknown field "retry"/],
