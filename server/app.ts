@@ -95,7 +95,8 @@ export function createApp(deps: AppDeps): express.Express {
       }
       const claimed = (parsed as { run?: { namespace?: unknown } } | null)?.run?.namespace;
       authenticate(deps.tokens, { authorization: req.get("authorization"), signature: req.get(SIGNATURE_HEADER) }, body,
-        typeof claimed === "string" ? claimed : undefined, deps.bearerAuth);
+        // A body that names no namespace is signed for "": a key no namespace's Secret holds.
+        typeof claimed === "string" ? claimed : "", deps.bearerAuth);
       const kind = deps.kinds.get(req.params.kind);
       if (!kind) throw new NotFoundError(`unknown step kind "${req.params.kind}"; known kinds: ${[...deps.kinds.keys()].join(", ")}`);
       if (parseError) throw new InputError(`the request body is not valid JSON: ${parseError.message}`);
