@@ -34,6 +34,10 @@ export class NamespaceKeys {
   /** Namespaces whose Secret is known to be current, with the URL it was written with. */
   private readonly current = new Map<string, string>();
   private loop: Promise<void> | undefined;
+  private configLoop: Promise<void> | undefined;
+  /** Ends the Applications watch under way, so the next round re-reads the URL and checks every namespace. */
+  private restartFollow: () => void = () => {};
+  private knownUrl: string | undefined;
   /** Secrets written (for tests). */
   written = 0;
 
@@ -44,11 +48,38 @@ export class NamespaceKeys {
 
   start(): void {
     this.loop ??= this.run();
+    this.configLoop ??= this.followConfig();
   }
 
   async stop(): Promise<void> {
     this.stopped.abort();
-    await this.loop;
+    await Promise.all([this.loop, this.configLoop]);
+  }
+
+  /**
+   * Follows the addon's ConfigMap: a new URL (the addon enabled again with another executorURL,
+   * or enabled after the executor started) rewrites every namespace's Secret at once.
+   */
+  private async followConfig(): Promise<void> {
+    const stop = this.stopped.signal;
+    const path = `/api/v1/namespaces/${encodeURIComponent(this.o.configNamespace)}/configmaps`;
+    while (!stop.aborted) {
+      await new Promise<void>((resolve) => {
+        let controller: AbortController | undefined;
+        const onStop = () => controller?.abort();
+        stop.addEventListener("abort", onStop, { once: true });
+        const done = () => { stop.removeEventListener("abort", onStop); resolve(); };
+        const query = { fieldSelector: `metadata.name=${this.o.configName}`, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
+        new Watch(this.kc).watch(path, query, (type, cm: { data?: Record<string, string> }) => {
+          const url = cm.data?.url;
+          if ((type === "ADDED" || type === "MODIFIED") && url && url !== this.knownUrl) {
+            this.knownUrl = url;
+            this.restartFollow();
+          }
+        }, done).then((c) => { controller = c; if (stop.aborted) c.abort(); }, done);
+      });
+      await sleep(1_000, stop).catch(() => undefined);
+    }
   }
 
   private async run(): Promise<void> {
@@ -66,7 +97,10 @@ export class NamespaceKeys {
       } catch (err) {
         if (stop.aborted) return;
         this.log.warn({ err: describeError(err) }, "cannot write the namespaces' step-executor Secrets yet; retrying");
-        await sleep(Math.min(1_000 * 2 ** failures++, 30_000), stop).catch(() => undefined);
+        const retry = new AbortController();
+        this.restartFollow = () => retry.abort();
+        await sleep(Math.min(1_000 * 2 ** failures++, 30_000), AbortSignal.any([stop, retry.signal])).catch(() => undefined);
+        this.restartFollow = () => {};
       }
     }
   }
@@ -79,7 +113,8 @@ export class NamespaceKeys {
       const onStop = () => controller?.abort();
       stop.addEventListener("abort", onStop, { once: true });
       const guard = setTimeout(() => controller?.abort(), this.o.resyncMs + 30_000);
-      const done = () => { clearTimeout(guard); stop.removeEventListener("abort", onStop); resolve(); };
+      const done = () => { clearTimeout(guard); stop.removeEventListener("abort", onStop); this.restartFollow = () => {}; resolve(); };
+      this.restartFollow = () => controller?.abort();
       const query = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
       new Watch(this.kc).watch("/apis/core.oam.dev/v1beta1/applications", query, (type, app: { metadata?: { namespace?: string; name?: string } }) => {
         if (type === "ADDED") void this.ensure(app.metadata?.namespace, app.metadata?.name, url).catch((err: unknown) => {
@@ -93,6 +128,7 @@ export class NamespaceKeys {
     const cm = await this.core.readNamespacedConfigMap({ namespace: this.o.configNamespace, name: this.o.configName });
     const url = cm.data?.url;
     if (!url) throw new Error(`ConfigMap ${this.o.configNamespace}/${this.o.configName} has no data.url (enable the step-executor addon)`);
+    this.knownUrl = url;
     return url;
   }
 

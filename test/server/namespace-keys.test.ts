@@ -1,0 +1,61 @@
+// Each namespace's key to the executor (server/namespace-keys.ts), on the real kube-apiserver:
+// written where an Application appears, rewritten when the addon's URL or the token changes.
+import { expect } from "chai";
+import { pino } from "pino";
+import { namespaceKey } from "../../server/auth.js";
+import { KEY_SECRET, NamespaceKeys, URL_ANNOTATION } from "../../server/namespace-keys.js";
+import type { Waker } from "../../server/wake.js";
+import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
+
+describe("namespace keys (real kube-apiserver)", function () {
+  this.timeout(60_000);
+  let config: Awaited<ReturnType<typeof tempNamespace>>;
+  let tenant: Awaited<ReturnType<typeof tempNamespace>>;
+  const woken: string[] = [];
+  const waker: Waker = { wake: (ns, app) => { woken.push(`${ns}/${app}`); }, idle: async () => undefined };
+  const keysOf = (tokens: string[]) => new NamespaceKeys(kubeClients().kc, pino({ level: "silent" }), { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000, waker });
+
+  before(async () => {
+    config = await tempNamespace("keys-config");
+    tenant = await tempNamespace("keys-tenant");
+    await applyObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: config.name }, data: { url: "http://127.0.0.1:1111" } } as never);
+  });
+  after(async () => { await config.delete(); await tenant.delete(); });
+
+  /** The Secret once `ok` holds for it (the executor writes asynchronously). */
+  async function secretWhen(ok: (s: { key: string; url: string | undefined }) => boolean) {
+    const end = Date.now() + 20_000;
+    for (;;) {
+      const s = await kubeClients().core.readNamespacedSecret({ namespace: tenant.name, name: KEY_SECRET }).catch(() => undefined);
+      const seen = s && { key: Buffer.from(s.data?.key ?? "", "base64").toString(), url: s.metadata?.annotations?.[URL_ANNOTATION] };
+      if (seen && ok(seen)) return seen;
+      if (Date.now() > end) throw new Error(`the Secret did not reach the expected state; last: ${JSON.stringify(seen)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it("writes the Secret into a namespace when its first Application appears, wakes it, follows URL changes and token rotation", async () => {
+    const keys = keysOf(["first-token-0123456789"]);
+    keys.start();
+    try {
+      await applyObject({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "app", namespace: tenant.name }, spec: { components: [] } } as never);
+      const first = await secretWhen(() => true);
+      expect(first).to.deep.equal({ key: namespaceKey("first-token-0123456789", tenant.name), url: "http://127.0.0.1:1111" });
+      expect(woken).to.include(`${tenant.name}/app`);
+      // The addon enabled again with another executorURL: every Secret follows.
+      await applyObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: config.name }, data: { url: "http://127.0.0.1:2222" } } as never);
+      await secretWhen((s) => s.url === "http://127.0.0.1:2222");
+    } finally {
+      await keys.stop();
+    }
+    // A new token (the old one still accepted by auth.ts): the Secret gets the new token's key.
+    const rotated = keysOf(["second-token-0123456789", "first-token-0123456789"]);
+    rotated.start();
+    try {
+      const s = await secretWhen((x) => x.key === namespaceKey("second-token-0123456789", tenant.name));
+      expect(s.url).to.equal("http://127.0.0.1:2222");
+    } finally {
+      await rotated.stop();
+    }
+  });
+});
