@@ -91,7 +91,7 @@ export class NamespaceKeys {
         const list = (await this.objects.listClusterCustomObject({ group: "core.oam.dev", version: "v1beta1", plural: "applications" })) as
           { items?: { metadata?: { namespace?: string; name?: string } }[]; metadata?: { resourceVersion?: string } };
         this.current.clear(); // a resync checks every Secret again (deleted or edited by hand)
-        for (const app of list.items ?? []) await this.ensure(app.metadata?.namespace, app.metadata?.name, url);
+        for (const app of list.items ?? []) await this.ensureOrLog(app.metadata?.namespace, app.metadata?.name, url);
         failures = 0;
         await this.follow(list.metadata?.resourceVersion ?? "", url);
       } catch (err) {
@@ -117,9 +117,7 @@ export class NamespaceKeys {
       this.restartFollow = () => controller?.abort();
       const query = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
       new Watch(this.kc).watch("/apis/core.oam.dev/v1beta1/applications", query, (type, app: { metadata?: { namespace?: string; name?: string } }) => {
-        if (type === "ADDED") void this.ensure(app.metadata?.namespace, app.metadata?.name, url).catch((err: unknown) => {
-          this.log.warn({ err: describeError(err), namespace: app.metadata?.namespace }, "cannot write the namespace's step-executor Secret; the next resync tries again");
-        });
+        if (type === "ADDED") void this.ensureOrLog(app.metadata?.namespace, app.metadata?.name, url);
       }, done).then((c) => { controller = c; if (stop.aborted) c.abort(); }, done);
     });
   }
@@ -130,6 +128,16 @@ export class NamespaceKeys {
     if (!url) throw new Error(`ConfigMap ${this.o.configNamespace}/${this.o.configName} has no data.url (enable the step-executor addon)`);
     this.knownUrl = url;
     return url;
+  }
+
+  /** One namespace that cannot take its Secret (being deleted, a quota, a webhook) must not hold up the others. */
+  private async ensureOrLog(namespace: string | undefined, application: string | undefined, url: string): Promise<void> {
+    try {
+      await this.ensure(namespace, application, url);
+    } catch (err) {
+      if (this.stopped.signal.aborted) return;
+      this.log.warn({ err: describeError(err), namespace }, "cannot write the namespace's step-executor Secret; the next resync tries again");
+    }
   }
 
   /** Writes the namespace's Secret unless it is current; wakes the Application that asked when it had to be created. */

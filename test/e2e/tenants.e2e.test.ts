@@ -39,7 +39,9 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
 
     before(async () => {
       executor = await startExecutorProcess(isolated ? ["--authenticate-application", "on"] : []);
-      target = await startTarget((r, res) => reply(res, 200, { ok: true, got: r.headers.authorization ?? null }));
+      target = await startTarget((r, res) => r.path === "/big"
+        ? reply(res, 200, { pad: "x".repeat(1_200_000) })
+        : reply(res, 200, { ok: true, got: r.headers.authorization ?? null }));
       github = await new FakeGitHub({
         tokens: [PAT],
         repos: [{ owner: "acme", name: "shop", branches: ["main"], workflows: [
@@ -67,12 +69,16 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
     });
 
     after(async () => {
-      await a?.delete();
-      await b?.delete();
+      // Back to the default mode first: KubeVela finalizes the tenant's Applications as their identity otherwise.
+      if (isolated) await restartVelaCore();
+      for (const ns of [a, b]) {
+        if (!ns) continue;
+        await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
+        await ns.delete();
+      }
       await target?.close();
       await github?.close();
       await executor?.stop();
-      if (isolated) await restartVelaCore();
     });
 
     /** Tenant B's Secret must appear in none of: the Application's status, its workflow context, the executor's logs. */
@@ -132,6 +138,29 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
         const bindings = await kubectl(["get", "clusterrolebindings,rolebindings", "-A", "-o", "name"]);
         expect(bindings).not.to.contain(`escalate-${i}`);
       });
+    });
+
+    it("a CEL expression built to freeze the executor is refused at once; an output too large for KubeVela fails its step, not the Application", async () => {
+      const nested = "[0,1,2,3,4,5,6,7,8,9].all(a, [0,1,2,3,4,5,6,7,8,9].all(b, [0,1,2,3,4,5,6,7,8,9].all(c, [0,1,2,3,4,5,6,7,8,9].all(d, [0,1,2,3,4,5,6,7,8,9].all(e, [0,1,2,3,4,5,6,7,8,9].all(f, [0,1,2,3,4,5,6,7,8,9].all(g, [0,1,2,3,4,5,6,7,8,9].all(h, true))))))))";
+      const started = Date.now();
+      const s = await runSteps("cel-bomb", [
+        { name: "r", type: "http-request", properties: { url: `${target.url}/hook`, successCondition: nested } },
+      ]);
+      expect(step(s, "r").phase, JSON.stringify(s.workflow)).to.equal("failed");
+      expect(step(s, "r").message).to.match(/^successCondition: invalid CEL expression .*: comprehensions .* are nested 8 deep; at most 2 are allowed$/);
+      // The executor kept answering throughout (a blocked event loop would have held this for seconds per evaluation).
+      const t0 = Date.now();
+      expect((await fetch(`${executor.url}/healthz`)).status).to.equal(200);
+      expect(Date.now() - t0, "healthz answered at once").to.be.below(2_000);
+      expect(Date.now() - started).to.be.below(180_000);
+
+      const big = await runSteps("big-output", [
+        { name: "r", type: "http-request", properties: { url: `${target.url}/big`, outputs: { all: "response.body" } } },
+      ]);
+      expect(step(big, "r").phase, JSON.stringify(big.workflow).slice(0, 2000)).to.equal("failed");
+      expect(step(big, "r").message).to.match(/^outputs\.all: .* is more than the 16 KiB one output may be; output a smaller field$/);
+      // KubeVela could store the workflow's context: the Application is not stuck in `running` with reconcile errors.
+      expect(big.status).to.equal("workflowFailed");
     });
 
     it("a request forged with tenant A's own key but claiming tenant B's namespace is refused (401), and tenant A cannot read the executor's token", async () => {

@@ -13,7 +13,7 @@ describe("namespace keys (real kube-apiserver)", function () {
   let tenant: Awaited<ReturnType<typeof tempNamespace>>;
   const woken: string[] = [];
   const waker: Waker = { wake: (ns, app) => { woken.push(`${ns}/${app}`); }, idle: async () => undefined };
-  const keysOf = (tokens: string[]) => new NamespaceKeys(kubeClients().kc, pino({ level: "silent" }), { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000, waker });
+  const keysOf = (tokens: string[]) => new NamespaceKeys(kubeClients().kc, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000, waker });
 
   before(async () => {
     config = await tempNamespace("keys-config");
@@ -33,6 +33,36 @@ describe("namespace keys (real kube-apiserver)", function () {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+
+  it("a namespace that refuses the Secret (a quota of 0 Secrets) does not hold up the others", async () => {
+    const full = await tempNamespace("keys-full");
+    const other = await tempNamespace("keys-other");
+    try {
+      await applyObject({ apiVersion: "v1", kind: "ResourceQuota", metadata: { name: "no-secrets", namespace: full.name }, spec: { hard: { secrets: "0" } } } as never);
+      // The quota admission sees the quota only once its status is computed.
+      for (let i = 0; i < 100 && !(await kubeClients().core.readNamespacedResourceQuota({ namespace: full.name, name: "no-secrets" })).status?.hard; i++) await new Promise((r) => setTimeout(r, 100));
+      for (const ns of [full.name, other.name]) {
+        await applyObject({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "app", namespace: ns }, spec: { components: [] } } as never);
+      }
+      const keys = keysOf(["first-token-0123456789"]);
+      keys.start();
+      try {
+        const end = Date.now() + 20_000;
+        let written;
+        while (!(written = await kubeClients().core.readNamespacedSecret({ namespace: other.name, name: KEY_SECRET }).catch(() => undefined))) {
+          if (Date.now() > end) throw new Error("the other namespace never got its Secret");
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(Buffer.from(written.data!.key!, "base64").toString()).to.equal(namespaceKey("first-token-0123456789", other.name));
+        expect(await kubeClients().core.readNamespacedSecret({ namespace: full.name, name: KEY_SECRET }).catch(() => undefined)).to.equal(undefined);
+      } finally {
+        await keys.stop();
+      }
+    } finally {
+      await full.delete();
+      await other.delete();
+    }
+  });
 
   it("writes the Secret into a namespace when its first Application appears, wakes it, follows URL changes and token rotation", async () => {
     const keys = keysOf(["first-token-0123456789"]);
