@@ -49,8 +49,9 @@ export interface Config {
   applyAllowKinds: string[];
   /** Accept the master token as a bearer (direct clients, benchmarks); signed requests need no such thing. */
   bearerAuth: boolean;
-  /** vela-core's AuthenticateApplication feature is on: Applications without an identity are read for as system:anonymous. */
+  /** vela-core's AuthenticateApplication feature is on: Applications without an identity are read for as `authenticationDefaultUser`. */
   authenticateApplication: boolean;
+  authenticationDefaultUser: string;
   /** CEL evaluation (cel-pool.ts): worker threads, deadline per evaluation, heap per worker. */
   celWorkers: number;
   celTimeoutMs: number;
@@ -90,7 +91,8 @@ export const configOptions = {
   events: { type: "string", env: "STEP_EXECUTOR_EVENTS", default: "on", help: "on|off: Kubernetes Events on the Application for a step's start, retries and end" },
   "apply-allow-kinds": { type: "string", env: "STEP_EXECUTOR_APPLY_ALLOW_KINDS", default: "", help: "kinds apply-and-wait applies although refused by default (Role, RoleBinding, Secret, ResourceQuota, LimitRange): comma-separated Kind or group/Kind" },
   "bearer-auth": { type: "string", env: "STEP_EXECUTOR_BEARER_AUTH", default: "off", help: "on|off: also accept the token itself as `Authorization: Bearer` (direct clients); off, only requests signed with a namespace's key are accepted" },
-  "authenticate-application": { type: "string", env: "STEP_EXECUTOR_AUTHENTICATE_APPLICATION", default: "off", help: "on|off: set as KubeVela's AuthenticateApplication feature gate; on, steps of an Application that names no user or ServiceAccount read as system:anonymous, as KubeVela acts for it" },
+  "authenticate-application": { type: "string", env: "STEP_EXECUTOR_AUTHENTICATE_APPLICATION", default: "off", help: "on|off: set as KubeVela's AuthenticateApplication feature gate; on, steps of an Application that names no user or ServiceAccount read as --authentication-default-user, as KubeVela acts for it" },
+  "authentication-default-user": { type: "string", env: "STEP_EXECUTOR_AUTHENTICATION_DEFAULT_USER", default: "kubevela:vela-core", help: "set as vela-core's --authentication-default-user: whom KubeVela (and so the executor) acts as for an Application that names no identity, with --authenticate-application on" },
   "cel-workers": { type: "string", env: "STEP_EXECUTOR_CEL_WORKERS", default: "2", help: "worker threads evaluating CEL conditions and outputs (off the event loop)" },
   "cel-timeout": { type: "string", env: "STEP_EXECUTOR_CEL_TIMEOUT", default: "1s", help: "longest one CEL evaluation may run; past it the step fails and the worker is replaced" },
   "cel-heap": { type: "string", env: "STEP_EXECUTOR_CEL_HEAP_MIB", default: "32", help: "heap of each CEL worker in MiB; an evaluation needing more fails its step (keep workers x (heap + ~20) within the pod's memory)" },
@@ -198,6 +200,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     applyAllowKinds: get("apply-allow-kinds")!.split(",").map((e) => e.trim()).filter(Boolean),
     bearerAuth: onOff("bearer-auth"),
     authenticateApplication: onOff("authenticate-application"),
+    authenticationDefaultUser: get("authentication-default-user")!,
     celWorkers: positive("cel-workers", 1),
     celTimeoutMs,
     celHeapMiB: positive("cel-heap", 16),

@@ -62,8 +62,8 @@ export interface EngineDeps {
    * replayed request after the run's record was pruned starts nothing). Default off (tests).
    */
   verifyClaims?: boolean;
-  /** vela-core runs with AuthenticateApplication: an Application that names no identity is read for as nobody (system:anonymous), as KubeVela acts for it. */
-  authenticateApplication?: boolean;
+  /** vela-core runs with AuthenticateApplication and acts as this user for an Application that names no identity: its steps read as it too. Unset: the feature is off. */
+  authenticationDefaultUser?: string;
   /** A session claimed but never confirmed by a second poll is forgotten after this long; default 10 min. */
   pendingTtlMs?: number;
   /**
@@ -425,7 +425,7 @@ export class RunEngine {
     active.pure = kind.pure === true;
     const redactor = new Redactor();
     // Every read of the run, Secrets included, as the Application's ServiceAccount if it names one.
-    const kube = kubeReaderForRun(this.deps.kube, record.run, this.deps.authenticateApplication);
+    const kube = kubeReaderForRun(this.deps.kube, record.run, this.deps.authenticationDefaultUser);
     const startedAt = this.now();
     const about = { kind: kind.kind, run: record.run };
     const ctx: StepContext = {

@@ -15,8 +15,11 @@ export const SERVICE_ACCOUNT_ANNOTATION = "app.oam.dev/service-account-name";
 /** … and as this user (with the groups of GROUP_ANNOTATION, comma-separated), which wins over the ServiceAccount. */
 export const USERNAME_ANNOTATION = "app.oam.dev/username";
 export const GROUP_ANNOTATION = "app.oam.dev/group";
-/** Who KubeVela acts as for an Application with neither annotation when its AuthenticateApplication feature is on. */
-export const ANONYMOUS_USER = "system:anonymous";
+/**
+ * Who KubeVela acts as for an Application with neither annotation when its AuthenticateApplication
+ * feature is on: vela-core's --authentication-default-user (pkg/controller/flags.go), by default this user.
+ */
+export const DEFAULT_APPLICATION_USER = "kubevela:vela-core";
 
 /** Whom a reader impersonates: a ServiceAccount, or a user with groups; `namespace` is the Application's. */
 interface Impersonation {
@@ -157,7 +160,8 @@ function impersonatingConfig(kc: KubeConfig, user: string, groups: readonly stri
  * (annotation app.oam.dev/service-account-name, as KubeVela does for its applies), else as the
  * executor. The Application is looked up on the run's first read; a failed look is retried.
  */
-export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; application: string }, authenticateApplication = false): KubeReader {
+/** `defaultUser`: KubeVela's AuthenticateApplication is on and acts as this user for an Application that names nobody. */
+export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; application: string }, defaultUser?: string): KubeReader {
   let resolved: Promise<KubeReader> | undefined;
   const reader = () => {
     resolved ??= kube.application(run.namespace, run.application).then((app) => {
@@ -168,8 +172,8 @@ export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; app
       if (user) return kube.impersonatingUser(run.namespace, user, groups);
       const sa = annotations[SERVICE_ACCOUNT_ANNOTATION];
       if (sa) return kube.impersonating(run.namespace, sa);
-      // With AuthenticateApplication on, KubeVela acts as nobody for such an Application: so do its steps.
-      return authenticateApplication ? kube.impersonatingUser(run.namespace, ANONYMOUS_USER, groups) : kube;
+      // With AuthenticateApplication on, KubeVela acts as its default user for such an Application: so do its steps.
+      return defaultUser ? kube.impersonatingUser(run.namespace, defaultUser, groups) : kube;
     }, (err: unknown) => {
       resolved = undefined;
       throw err;
@@ -383,7 +387,7 @@ function forbidden(err: unknown, what: string, as: Impersonation): ForbiddenRead
   } catch { /* body was not JSON */ }
   const who = describeIdentity(as);
   const from = as.user
-    ? `(the Application's identity in KubeVela: annotation ${USERNAME_ANNOTATION}, or nobody when KubeVela's AuthenticateApplication is on and the Application names no one; the executor reads as it, as KubeVela applies as it)`
+    ? `(the Application's identity in KubeVela: annotation ${USERNAME_ANNOTATION}, or KubeVela's default user when its AuthenticateApplication is on and the Application names no one; the executor reads as it, as KubeVela applies as it)`
     : `(the Application's annotation ${SERVICE_ACCOUNT_ANNOTATION}; the executor reads as it, as KubeVela applies as it)`;
   if (/cannot impersonate/.test(reason)) {
     const resource = as.user ? "users and groups" : "serviceaccounts";

@@ -87,7 +87,7 @@ async function main() {
     waker,
     confirmSessions: config.confirmSession,
     verifyClaims: true,
-    authenticateApplication: config.authenticateApplication,
+    ...(config.authenticateApplication ? { authenticationDefaultUser: config.authenticationDefaultUser } : {}),
     // Starts a confirmed side effect when KubeVela's status shows the session, not a backoff round later.
     sessionProbe: new ApplicationSessionProbe(kc),
     observer: observers(metricsObserver(metrics), ...(events ? [events.observer()] : [])),

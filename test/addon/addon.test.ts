@@ -228,7 +228,7 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
 
   it("makes the parameter schema (every parameter documented) and one definition per addon/definitions/*.cue", async () => {
     const r = await render({ token: TOKEN });
-    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["applyAllowKinds", "authenticateApplication", "executorURL", "image", "imagePullPolicy", "metricsNamespace", "outboundAllow", "replicas", "serviceMonitor", "token"]);
+    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["applyAllowKinds", "authenticateApplication", "authenticationDefaultUser", "executorURL", "image", "imagePullPolicy", "metricsNamespace", "outboundAllow", "replicas", "serviceMonitor", "token"]);
     for (const [name, p] of Object.entries(r.parameterSchema.properties)) expect(p.description, name).to.be.a("string").and.not.empty;
     const kinds = readdirSync(join(root, "addon/definitions")).filter((f) => f.endsWith(".cue")).map((f) => f.slice(0, -4)).sort();
     expect(kinds).to.include.members(["apply-and-wait", "github-actions", "http-request", "read-object-and-wait"]);

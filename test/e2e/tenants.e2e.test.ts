@@ -100,7 +100,7 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
       const s = await runSteps("all-kinds", [
         { name: "call", type: "http-request", properties: { url: `${target.url}/hook`, method: "POST", secretHeaders: { Authorization: { name: "hook", key: "token" } }, outputs: { ok: "response.body.ok" } } },
         { name: "read", type: "read-object-and-wait", properties: { apiVersion: "v1", kind: "ConfigMap", name: "all-kinds-config", outputs: { by: "object.data.deployedBy" } } },
-        { name: "apply", type: "apply-and-wait", properties: { value: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "applied" }, data: { ok: "yes" } }, condition: "object.data.ok == 'yes'" } },
+        { name: "apply", type: "apply-and-wait", properties: { value: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "applied" }, data: { state: "applied" } }, condition: "object.data.state == 'applied'" } },
         { name: "gha", type: "github-actions", properties: { owner: "acme", repo: "shop", workflow: "e2e.yaml", ref: "main", apiURL: github.url, credentials: { token: { name: "github-token", key: "token" } }, timeout: "2m" } },
       ]);
       expect(s.status, JSON.stringify(s.workflow)).to.equal("running");
@@ -184,7 +184,7 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
     });
 
     if (isolated) {
-      it("an Application that names no identity acts as nobody: the step fails saying which permission is missing (never runs as the executor)", async () => {
+      it("an Application that names no identity acts as KubeVela's default user: the step fails saying which permission is missing (never runs as the executor)", async () => {
         // Only our step (no component: KubeVela itself could apply nothing as nobody either).
         const app = application(a.name, "anonymous", []);
         app.spec.components = [];
@@ -192,7 +192,7 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
         await applyYaml(app);
         const s = await waitForApp(a.name, "anonymous", failedOrDone, 180_000);
         expect(step(s, "r").phase, JSON.stringify(s.workflow)).to.equal("failed");
-        expect(step(s, "r").message).to.match(new RegExp(`^cannot read Secret ${a.name}/step-executor, which holds this namespace's key to the step executor \\(.*system:anonymous.*\\); the Application's identity needs get on it`));
+        expect(step(s, "r").message, step(s, "r").message).to.match(new RegExp(`^cannot read Secret ${a.name}/step-executor, which holds this namespace's key to the step executor \\(.*User "kubevela:vela-core" cannot get resource "secrets".*\\); the Application's identity needs get on it`));
       });
     }
   });
