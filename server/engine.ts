@@ -100,13 +100,18 @@ class ActiveRun {
   pollsWaiting = 0;
   /** The step only reads (StepKind.pure). */
   pure = false;
+  /** Why KubeVela ended the run's step on its own (RunEngine.cancel); the run ends failed with it. */
+  cancelled: string | undefined;
   /** How the run ended here, for the observer; unset means another executor took it (lost). */
   outcome: RunOutcome | undefined;
   /** Aborted at a handover: waits end, a side effect in flight finishes. */
   readonly soft = new AbortController();
   /** Aborted when everything must stop, a side effect in flight included. */
   readonly hard = new AbortController();
-  readonly signal = AbortSignal.any([this.soft.signal, this.hard.signal]);
+  /** Aborted when KubeVela ended the step (RunEngine.cancel): the work stops, the record is still written. */
+  readonly stop = new AbortController();
+  readonly signal = AbortSignal.any([this.soft.signal, this.hard.signal, this.stop.signal]);
+  readonly effectSignal = AbortSignal.any([this.hard.signal, this.stop.signal]);
   done: Promise<void> = Promise.resolve();
   private chain: Promise<void> = Promise.resolve();
   private progressTimer: NodeJS.Timeout | undefined;
@@ -431,7 +436,7 @@ export class RunEngine {
     const ctx: StepContext = {
       run: record.run,
       signal: active.signal,
-      effectSignal: active.hard.signal,
+      effectSignal: active.effectSignal,
       journal: {
         resumed,
         record: (state) => active.write({ checkpoint: redactor.apply(state) }, true),
@@ -464,15 +469,19 @@ export class RunEngine {
         result = await kind.execute(ctx, prepared);
       } catch (err) {
         if (active.lost) return;
-        if (active.signal.aborted) {
+        if (active.cancelled) {
+          result = { phase: "failed", message: active.cancelled };
+        } else if (active.signal.aborted) {
           active.outcome = "handed-over";
           await this.release(active, log);
           return;
+        } else {
+          if (!(err instanceof TerminalError)) log.error({ err: describeError(err) }, "step failed unexpectedly");
+          result = { phase: "failed", message: describeError(err) };
         }
-        if (!(err instanceof TerminalError)) log.error({ err: describeError(err) }, "step failed unexpectedly");
-        result = { phase: "failed", message: describeError(err) };
       }
       if (active.lost) return;
+      if (active.cancelled) result = { phase: "failed", message: active.cancelled };
       active.stopProgress();
       let final = redactor.apply({ phase: result.phase, message: result.message, outputs: result.outputs ?? {} });
       // Every kind's outputs pass here: past the caps, KubeVela could not store its workflow context.
@@ -503,7 +512,7 @@ export class RunEngine {
       // reconcile that first ran the step is still under way makes that reconcile's status write
       // fail, and KubeVela then gives the step a new session, i.e. a new run (docs/runs.md).
       // And not when a poll waiting for this answer carries it: KubeVela is in that reconcile now.
-      if (active.wakeable && active.pollsWaiting === 0) this.waker.wake(record.run.namespace, record.run.application, `step ${record.run.step} ${active.result.phase}`);
+      if (active.wakeable && active.pollsWaiting === 0 && !active.cancelled) this.waker.wake(record.run.namespace, record.run.application, `step ${record.run.step} ${active.result.phase}`);
     })().finally(() => {
       active.stopProgress();
       if (this.active.get(record.key) === active) this.active.delete(record.key);
@@ -511,6 +520,27 @@ export class RunEngine {
     });
     this.active.set(record.key, active);
     return active;
+  }
+
+  /** The runs this executor works on for one Application, with when each was created. */
+  runsOf(namespace: string, application: string): { run: RunIdentity; createdAt: number }[] {
+    return [...this.active.values()]
+      .filter((a) => !a.result && !a.lost && a.record.run.namespace === namespace && a.record.run.application === application)
+      .map((a) => ({ run: a.record.run, createdAt: a.record.createdAt }));
+  }
+
+  /**
+   * KubeVela ended the run's step on its own (its timeout, a terminated or restarted workflow, the
+   * Application deleted): stops the run's work, a side effect in flight included, and records
+   * `cancelled: <why>` as its end. False when this executor has no such run under way.
+   */
+  cancel(run: RunIdentity, why: string): boolean {
+    const a = this.active.get(runKey(run));
+    if (!a || a.result || a.lost || a.cancelled) return false;
+    a.cancelled = `cancelled: ${why}`;
+    this.deps.log.info({ run: a.record.key, why }, "run cancelled: KubeVela ended its step");
+    a.stop.abort(new Error(a.cancelled));
+    return true;
   }
 
   /** Gives the run up so that any executor resumes it from its journal on the next poll. */

@@ -3,7 +3,9 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import { createApp } from "./app.js";
+import { ApplicationWatch } from "./application-watch.js";
 import { NamespaceKeys } from "./namespace-keys.js";
+import { followStepLifecycle } from "./step-lifecycle.js";
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { newExecutorIdentity, RunEngine, type EngineDeps } from "./engine.js";
 import { ApplicationEvents } from "./events.js";
@@ -71,10 +73,11 @@ async function main() {
   const retention = { retentionMs: config.runRetentionMs, maxFinished: config.runMaxFinished };
   const waker = config.wake ? new ApplicationWaker(kc, log) : noWake;
   // Every namespace with an Application gets its own key to sign steps with (server/auth.ts).
+  const applicationWatch = new ApplicationWatch(kc, log);
   const keys = new NamespaceKeys(kc, log, {
     tokens: config.tokens, configNamespace: "vela-system", configName: "step-executor", resyncMs: 5 * 60_000,
     waker: config.wake ? waker : new ApplicationWaker(kc, log),
-  });
+  }, applicationWatch);
   let leases: ReplicaLeases | undefined;
   const deps: EngineDeps = {
     store: new MemoryRunStore(retention),
@@ -103,6 +106,8 @@ async function main() {
     Object.assign(deps, { store: new KubeRunStore(kc, log, { ...retention, applications }), liveness: leases, handOver: true });
   }
   const engine = new RunEngine(deps);
+  // Runs whose step KubeVela ended on its own (timeout, terminate, restart, deletion) stop at once.
+  followStepLifecycle(applicationWatch, engine);
   const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, bearerAuth: config.bearerAuth, log, maxBodyBytes: config.maxBodyBytes, metrics });
   const server = app.listen(config.port, config.host);
   server.on("error", (err: NodeJS.ErrnoException) => {
@@ -127,6 +132,7 @@ async function main() {
     // Then the Lease goes: whatever could not be released is taken over at once.
     await leases?.stop();
     await keys.stop();
+    await applicationWatch.stop();
     watches.close();
     await waker.idle();
     await events?.idle();

@@ -2,9 +2,10 @@
 // namespace (as the Application's identity, which in KubeVela's AuthenticateApplication mode is
 // the tenant's ServiceAccount) and sign with its key; server/auth.ts accepts a signature only for
 // the namespace whose key made it. The executor writes that Secret into every namespace that has
-// a KubeVela Application — followed by a watch, re-listed every few minutes — with the executor's
+// a KubeVela Application — told by the shared ApplicationWatch, re-listed every few minutes — with the executor's
 // URL (from ConfigMap vela-system/step-executor, written by the addon) in an annotation.
-import { ApiException, CoreV1Api, CustomObjectsApi, Watch, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
+import { ApiException, CoreV1Api, Watch, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
+import type { ApplicationWatch, WatchedApplication } from "./application-watch.js";
 import type { Logger } from "pino";
 import { namespaceKey } from "./auth.js";
 import { describeError } from "./errors.js";
@@ -22,38 +23,58 @@ export interface NamespaceKeysOptions {
   /** Where the addon writes the executor's URL (data.url). */
   configNamespace: string;
   configName: string;
-  /** How often every namespace is checked again (the watch is renewed as often). */
+  /** How often the ConfigMap's watch is renewed. */
   resyncMs: number;
   waker: Waker;
 }
 
 export class NamespaceKeys {
   private readonly core: CoreV1Api;
-  private readonly objects: CustomObjectsApi;
   private readonly stopped = new AbortController();
   /** Namespaces whose Secret is known to be current, with the URL it was written with. */
   private readonly current = new Map<string, string>();
-  private loop: Promise<void> | undefined;
   private configLoop: Promise<void> | undefined;
-  /** Ends the Applications watch under way, so the next round re-reads the URL and checks every namespace. */
-  private restartFollow: () => void = () => {};
   private knownUrl: string | undefined;
+  /** Writes one after the other, so a resync and the events of a watch never race for one Secret. */
+  private queue: Promise<void> = Promise.resolve();
   /** Secrets written (for tests). */
   written = 0;
 
-  constructor(private readonly kc: KubeConfig, private readonly log: Logger, private readonly o: NamespaceKeysOptions) {
+  constructor(private readonly kc: KubeConfig, private readonly log: Logger, private readonly o: NamespaceKeysOptions, private readonly applications: ApplicationWatch) {
     this.core = kc.makeApiClient(CoreV1Api);
-    this.objects = kc.makeApiClient(CustomObjectsApi);
+    applications.on((e) => {
+      // Every namespace again at each listing (a Secret deleted or edited by hand is made good).
+      if (e.type === "listed") this.enqueue(() => this.ensureAll(e.applications, true));
+      else if (e.type === "added") this.enqueue(() => this.ensureAll([e.application], false));
+    });
   }
 
   start(): void {
-    this.loop ??= this.run();
     this.configLoop ??= this.followConfig();
+    this.applications.start();
   }
 
   async stop(): Promise<void> {
     this.stopped.abort();
-    await Promise.all([this.loop, this.configLoop]);
+    await Promise.all([this.configLoop, this.queue]);
+  }
+
+  private enqueue(work: () => Promise<void>): void {
+    this.queue = this.queue.then(work, work);
+  }
+
+  private async ensureAll(apps: WatchedApplication[], fresh: boolean): Promise<void> {
+    if (this.stopped.signal.aborted) return;
+    let url: string;
+    try {
+      url = await this.url();
+    } catch (err) {
+      // No URL yet (the addon is not enabled): the ConfigMap's watch lists again once it is.
+      this.log.warn({ err: describeError(err) }, "cannot write the namespaces' step-executor Secrets yet");
+      return;
+    }
+    if (fresh) this.current.clear();
+    for (const app of apps) await this.ensureOrLog(app.metadata?.namespace, app.metadata?.name, url);
   }
 
   /**
@@ -74,52 +95,12 @@ export class NamespaceKeys {
           const url = cm.data?.url;
           if ((type === "ADDED" || type === "MODIFIED") && url && url !== this.knownUrl) {
             this.knownUrl = url;
-            this.restartFollow();
+            this.applications.resync();
           }
         }, done).then((c) => { controller = c; if (stop.aborted) c.abort(); }, done);
       });
       await sleep(1_000, stop).catch(() => undefined);
     }
-  }
-
-  private async run(): Promise<void> {
-    const stop = this.stopped.signal;
-    let failures = 0;
-    while (!stop.aborted) {
-      try {
-        const url = await this.url();
-        const list = (await this.objects.listClusterCustomObject({ group: "core.oam.dev", version: "v1beta1", plural: "applications" })) as
-          { items?: { metadata?: { namespace?: string; name?: string } }[]; metadata?: { resourceVersion?: string } };
-        this.current.clear(); // a resync checks every Secret again (deleted or edited by hand)
-        for (const app of list.items ?? []) await this.ensureOrLog(app.metadata?.namespace, app.metadata?.name, url);
-        failures = 0;
-        await this.follow(list.metadata?.resourceVersion ?? "", url);
-      } catch (err) {
-        if (stop.aborted) return;
-        this.log.warn({ err: describeError(err) }, "cannot write the namespaces' step-executor Secrets yet; retrying");
-        const retry = new AbortController();
-        this.restartFollow = () => retry.abort();
-        await sleep(Math.min(1_000 * 2 ** failures++, 30_000), AbortSignal.any([stop, retry.signal])).catch(() => undefined);
-        this.restartFollow = () => {};
-      }
-    }
-  }
-
-  /** Follows Applications until the watch ends (at the latest after resyncMs); a new namespace gets its Secret at once. */
-  private follow(resourceVersion: string, url: string): Promise<void> {
-    return new Promise((resolve) => {
-      let controller: AbortController | undefined;
-      const stop = this.stopped.signal;
-      const onStop = () => controller?.abort();
-      stop.addEventListener("abort", onStop, { once: true });
-      const guard = setTimeout(() => controller?.abort(), this.o.resyncMs + 30_000);
-      const done = () => { clearTimeout(guard); stop.removeEventListener("abort", onStop); this.restartFollow = () => {}; resolve(); };
-      this.restartFollow = () => controller?.abort();
-      const query = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
-      new Watch(this.kc).watch("/apis/core.oam.dev/v1beta1/applications", query, (type, app: { metadata?: { namespace?: string; name?: string } }) => {
-        if (type === "ADDED") void this.ensureOrLog(app.metadata?.namespace, app.metadata?.name, url);
-      }, done).then((c) => { controller = c; if (stop.aborted) c.abort(); }, done);
-    });
   }
 
   private async url(): Promise<string> {

@@ -3,6 +3,7 @@
 import { expect } from "chai";
 import { pino } from "pino";
 import { namespaceKey } from "../../server/auth.js";
+import { ApplicationWatch } from "../../server/application-watch.js";
 import { KEY_SECRET, NamespaceKeys, URL_ANNOTATION } from "../../server/namespace-keys.js";
 import type { Waker } from "../../server/wake.js";
 import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
@@ -13,7 +14,13 @@ describe("namespace keys (real kube-apiserver)", function () {
   let tenant: Awaited<ReturnType<typeof tempNamespace>>;
   const woken: string[] = [];
   const waker: Waker = { wake: (ns, app) => { woken.push(`${ns}/${app}`); }, idle: async () => undefined };
-  const keysOf = (tokens: string[]) => new NamespaceKeys(kubeClients().kc, pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }), { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000, waker });
+  const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  /** Keys with their own Application watch; stop() stops both. */
+  const keysOf = (tokens: string[]) => {
+    const watch = new ApplicationWatch(kubeClients().kc, log, 60_000);
+    const keys = new NamespaceKeys(kubeClients().kc, log, { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000, waker }, watch);
+    return { start: () => keys.start(), stop: async () => { await keys.stop(); await watch.stop(); } };
+  };
 
   before(async () => {
     config = await tempNamespace("keys-config");

@@ -1,0 +1,80 @@
+// When KubeVela ends a step on its own, the executor stops that run within seconds and its StepRun
+// says why — on the real controller: the step's own `timeout`, `vela workflow terminate`,
+// `vela workflow restart`, and the Application deleted.
+import { expect } from "chai";
+import { stepRunsOf } from "../../bench/runs-lib.js";
+import { tempNamespace } from "../fixtures/kube.js";
+import { application, applyYaml, kubectl, startExecutorProcess, vela, type ExecutorProcess } from "./harness.js";
+
+/** A wait that never ends by itself (its own timeout is an hour). */
+const neverReady = (extra: Record<string, unknown> = {}) => ({
+  name: "wait", type: "read-object-and-wait", ...extra,
+  properties: { apiVersion: "v1", kind: "ConfigMap", name: "never-there", timeout: "1h" },
+});
+
+describe("e2e: KubeVela ending a step ends its run", function () {
+  this.timeout(300_000);
+  let executor: ExecutorProcess;
+  let ns: Awaited<ReturnType<typeof tempNamespace>>;
+
+  before(async () => {
+    executor = await startExecutorProcess();
+    ns = await tempNamespace("e2e-lifecycle");
+    await vela("addon", "enable", "dist/step-executor", `executorURL=${executor.url}`, `token=${executor.token}`, "-y");
+  });
+  after(async () => {
+    await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
+    await ns?.delete();
+    await executor?.stop();
+  });
+
+  /** The StepRun of the `wait` step, once `ok` holds for it (polled every 250 ms). */
+  async function waitRun(app: string, ok: (r: { phase?: string; message?: string; session: string }) => boolean, limitMs: number) {
+    const end = Date.now() + limitMs;
+    let last: unknown;
+    for (;;) {
+      const runs = (await stepRunsOf(ns.name, app)).filter((r) => r.spec.step === "wait").map((r) => ({ phase: r.status?.phase, message: r.status?.message, session: r.spec.session }));
+      last = runs;
+      const found = runs.find(ok);
+      if (found) return found;
+      if (Date.now() > end) throw new Error(`no StepRun of ${app}/wait reached the expected state in ${limitMs} ms: ${JSON.stringify(last)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  const running = (r: { phase?: string }) => r.phase === "running";
+
+  it("KubeVela's step timeout: the StepRun ends `cancelled: the workflow step timed out in KubeVela`", async () => {
+    await applyYaml(application(ns.name, "timed-out", [neverReady({ timeout: "8s" })]));
+    await waitRun("timed-out", running, 60_000);
+    const r = await waitRun("timed-out", (x) => x.phase === "failed", 60_000);
+    expect(r.message).to.equal("cancelled: the workflow step timed out in KubeVela");
+  });
+
+  it("vela workflow terminate: ended within seconds", async () => {
+    await applyYaml(application(ns.name, "terminated", [neverReady()]));
+    await waitRun("terminated", running, 60_000);
+    await vela("workflow", "terminate", "terminated", "-n", ns.name);
+    const r = await waitRun("terminated", (x) => x.phase === "failed", 5_000 + 5_000);
+    expect(r.message).to.equal("cancelled: the workflow was terminated");
+  });
+
+  it("vela workflow restart: the old session's run ends, a new one waits", async () => {
+    await applyYaml(application(ns.name, "restarted", [neverReady()]));
+    const first = await waitRun("restarted", running, 60_000);
+    await vela("workflow", "restart", "restarted", "-n", ns.name);
+    const ended = await waitRun("restarted", (x) => x.session === first.session && x.phase === "failed", 30_000);
+    expect(ended.message).to.match(/^cancelled: (the workflow was restarted|the step has a new session in KubeVela \(the workflow was restarted\))$/);
+    await waitRun("restarted", (x) => x.session !== first.session && x.phase === "running", 60_000);
+  });
+
+  it("the Application deleted: the run stops (its StepRun goes with it) and the executor logs why", async () => {
+    await applyYaml(application(ns.name, "deleted", [neverReady()]));
+    await waitRun("deleted", running, 60_000);
+    await kubectl(["delete", "application", "deleted", "-n", ns.name, "--wait=false"]);
+    const end = Date.now() + 10_000;
+    while (!/run cancelled: KubeVela ended its step[^\n]*deleted|"why":"the Application (was|is being) deleted"/.test(executor.logs())) {
+      if (Date.now() > end) throw new Error(`the executor did not cancel the run of the deleted Application:\n${executor.logs().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  });
+});
