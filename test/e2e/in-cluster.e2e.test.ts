@@ -65,12 +65,13 @@ describe("e2e: the addon in the cluster (fake nodes)", function () {
   it("the step definitions resolve the in-cluster Service URL, and the Service selects the Ready pods", async () => {
     const cm = await json("get", "configmap", "step-executor", "-n", "vela-system");
     expect(cm.data.url).to.equal(IN_CLUSTER_URL);
-    // Every definition reads the executor's URL from that ConfigMap (addon/definitions/_shared).
+    // The executor copies that URL into Secret step-executor of each namespace with an Application
+    // (server/namespace-keys.ts); every definition reads it there, in its own namespace (addon/definitions/_shared).
     for (const kind of ["http-request", "read-object-and-wait", "apply-and-wait", "github-actions"]) {
       const def = await json("get", "workflowstepdefinition", kind, "-n", "vela-system");
       const template: string = def.spec.schematic.cue.template;
-      expect(template, kind).to.match(/metadata: \{\s*name:\s*"step-executor"\s*,?\s*namespace:\s*"vela-system"/);
-      expect(template, kind).to.contain("data.url");
+      expect(template, kind).to.match(/metadata: \{\s*name:\s*"step-executor"\s*,?\s*namespace:\s*context\.namespace/);
+      expect(template, kind).to.contain('annotations["step-executor.oam.dev/url"]');
     }
     const svc = await json("get", "service", "step-executor", "-n", "vela-system");
     expect(new URL(IN_CLUSTER_URL).port).to.equal(String(svc.spec.ports[0].port));
