@@ -4,7 +4,7 @@
 import { expect } from "chai";
 import { stepRunsOf } from "../../bench/runs-lib.js";
 import { tempNamespace } from "../fixtures/kube.js";
-import { application, applyYaml, kubectl, startExecutorProcess, vela, type ExecutorProcess } from "./harness.js";
+import { application, applyYaml, kubectl, startExecutorProcess, vela, waitForApp, type ExecutorProcess } from "./harness.js";
 
 /** A wait that never ends by itself (its own timeout is an hour). */
 const neverReady = (extra: Record<string, unknown> = {}) => ({
@@ -41,35 +41,41 @@ describe("e2e: KubeVela ending a step ends its run", function () {
       await new Promise((r) => setTimeout(r, 250));
     }
   }
-  const running = (r: { phase?: string }) => r.phase === "running";
+  /** The `wait` step's session once KubeVela's status shows it as `phase` (the CLI acts only on a stored status). */
+  async function stepIn(app: string, phase: string, reason?: string): Promise<string> {
+    const s = await waitForApp(ns.name, app, (x) => (x.workflow?.steps ?? []).some((st) => st.name === "wait" && st.phase === phase && (reason === undefined || st.reason === reason)), 120_000);
+    return (s.workflow!.steps!.find((st) => st.name === "wait") as { id?: string }).id!;
+  }
 
-  it("KubeVela's step timeout: the StepRun ends `cancelled: the workflow step timed out in KubeVela`", async () => {
+  it("KubeVela's step timeout: the StepRun of that session ends `cancelled: the workflow step timed out in KubeVela`", async () => {
     await applyYaml(application(ns.name, "timed-out", [neverReady({ timeout: "8s" })]));
-    await waitRun("timed-out", running, 60_000);
-    const r = await waitRun("timed-out", (x) => x.phase === "failed", 60_000);
+    const session = await stepIn("timed-out", "failed", "Timeout");
+    const r = await waitRun("timed-out", (x) => x.session === session && x.phase === "failed", 10_000);
     expect(r.message).to.equal("cancelled: the workflow step timed out in KubeVela");
   });
 
   it("vela workflow terminate: ended within seconds", async () => {
     await applyYaml(application(ns.name, "terminated", [neverReady()]));
-    await waitRun("terminated", running, 60_000);
+    const session = await stepIn("terminated", "running");
+    await waitRun("terminated", (x) => x.session === session && x.phase === "running", 30_000);
     await vela("workflow", "terminate", "terminated", "-n", ns.name);
-    const r = await waitRun("terminated", (x) => x.phase === "failed", 5_000 + 5_000);
+    const r = await waitRun("terminated", (x) => x.session === session && x.phase === "failed", 10_000);
     expect(r.message).to.equal("cancelled: the workflow was terminated");
   });
 
   it("vela workflow restart: the old session's run ends, a new one waits", async () => {
     await applyYaml(application(ns.name, "restarted", [neverReady()]));
-    const first = await waitRun("restarted", running, 60_000);
+    const session = await stepIn("restarted", "running");
+    await waitRun("restarted", (x) => x.session === session && x.phase === "running", 30_000);
     await vela("workflow", "restart", "restarted", "-n", ns.name);
-    const ended = await waitRun("restarted", (x) => x.session === first.session && x.phase === "failed", 30_000);
+    const ended = await waitRun("restarted", (x) => x.session === session && x.phase === "failed", 30_000);
     expect(ended.message).to.match(/^cancelled: (the workflow was restarted|the step has a new session in KubeVela \(the workflow was restarted\))$/);
-    await waitRun("restarted", (x) => x.session !== first.session && x.phase === "running", 60_000);
+    await waitRun("restarted", (x) => x.session !== session && x.phase === "running", 60_000);
   });
 
   it("the Application deleted: the run stops (its StepRun goes with it) and the executor logs why", async () => {
     await applyYaml(application(ns.name, "deleted", [neverReady()]));
-    await waitRun("deleted", running, 60_000);
+    await waitRun("deleted", (x) => x.phase === "running", 60_000);
     await kubectl(["delete", "application", "deleted", "-n", ns.name, "--wait=false"]);
     const end = Date.now() + 10_000;
     while (!/run cancelled: KubeVela ended its step[^\n]*deleted|"why":"the Application (was|is being) deleted"/.test(executor.logs())) {

@@ -137,7 +137,12 @@ describe("e2e: run records across executor replicas, crashes, controller restart
     expect(ids(after)).to.deep.equal(ids(before));
     expect(target.deliveries(app)).to.equal(1);
     const runs = await stepRunsOf(cluster.ns, app);
-    expect(runs.map((r) => r.spec.step).sort(), JSON.stringify(runs.map((r) => [r.spec.step, r.spec.session, r.status])) + pollLog(cluster, app)).to.deep.equal(["call", "wait"]);
+    const summary = JSON.stringify(runs.map((r) => [r.spec.step, r.spec.session, r.status])) + pollLog(cluster, app);
+    // KubeVela may drop the first session of the pure `wait` (docs/runs.md §3): that run ends at once,
+    // cancelled, when the status shows the new session (server/step-lifecycle.ts). Only a wait may be so.
+    const dropped = runs.filter((r) => r.status?.message === "cancelled: the step has a new session in KubeVela (the workflow was restarted)");
+    expect(dropped.map((r) => r.spec.step).every((st) => st === "wait"), summary).to.equal(true);
+    expect(runs.filter((r) => !dropped.includes(r)).map((r) => r.spec.step).sort(), summary).to.deep.equal(["call", "wait"]);
     // Spec unchanged, generation unchanged, and no difference from the applied manifest.
     expect(after.spec).to.deep.equal(before.spec);
     expect(after.generation).to.equal(1);
