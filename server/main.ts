@@ -76,7 +76,6 @@ async function main() {
   const applicationWatch = new ApplicationWatch(kc, log);
   const keys = new NamespaceKeys(kc, log, {
     tokens: config.tokens, configNamespace: "vela-system", configName: "step-executor", resyncMs: 5 * 60_000,
-    waker: config.wake ? waker : new ApplicationWaker(kc, log),
   }, applicationWatch);
   let leases: ReplicaLeases | undefined;
   const deps: EngineDeps = {

@@ -10,7 +10,6 @@ import type { Logger } from "pino";
 import { namespaceKey } from "./auth.js";
 import { describeError } from "./errors.js";
 import { sleep } from "./retry.js";
-import type { Waker } from "./wake.js";
 
 /** The Secret each namespace's steps read: data.key, annotation URL_ANNOTATION. */
 export const KEY_SECRET = "step-executor";
@@ -25,7 +24,6 @@ export interface NamespaceKeysOptions {
   configName: string;
   /** How often the ConfigMap's watch is renewed. */
   resyncMs: number;
-  waker: Waker;
 }
 
 export class NamespaceKeys {
@@ -74,7 +72,7 @@ export class NamespaceKeys {
       return;
     }
     if (fresh) this.current.clear();
-    for (const app of apps) await this.ensureOrLog(app.metadata?.namespace, app.metadata?.name, url);
+    for (const app of apps) await this.ensureOrLog(app.metadata?.namespace, url);
   }
 
   /**
@@ -112,17 +110,17 @@ export class NamespaceKeys {
   }
 
   /** One namespace that cannot take its Secret (being deleted, a quota, a webhook) must not hold up the others. */
-  private async ensureOrLog(namespace: string | undefined, application: string | undefined, url: string): Promise<void> {
+  private async ensureOrLog(namespace: string | undefined, url: string): Promise<void> {
     try {
-      await this.ensure(namespace, application, url);
+      await this.ensure(namespace, url);
     } catch (err) {
       if (this.stopped.signal.aborted) return;
       this.log.warn({ err: describeError(err), namespace }, "cannot write the namespace's step-executor Secret; the next resync tries again");
     }
   }
 
-  /** Writes the namespace's Secret unless it is current; wakes the Application that asked when it had to be created. */
-  private async ensure(namespace: string | undefined, application: string | undefined, url: string): Promise<void> {
+  /** Writes the namespace's Secret unless it is current. */
+  private async ensure(namespace: string | undefined, url: string): Promise<void> {
     if (!namespace || this.current.get(namespace) === url) return;
     const key = namespaceKey(this.o.tokens[0]!, namespace);
     const desired: V1Secret = {
@@ -145,7 +143,8 @@ export class NamespaceKeys {
         // Another replica wrote it first.
         if (!(err instanceof ApiException && err.code === 409)) throw err;
       }
-      if (application) this.o.waker.wake(namespace, application, "its namespace's step-executor Secret was written");
+      // No wake-up of the Application: its step waits on KubeVela's backoff, whose first rounds come
+      // within seconds, and a write to the Application during its first reconcile could drop a session.
     } else if (existing.data?.key !== desired.data!.key || existing.metadata?.annotations?.[URL_ANNOTATION] !== url) {
       await this.core.replaceNamespacedSecret({
         namespace, name: KEY_SECRET,

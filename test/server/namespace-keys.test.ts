@@ -5,20 +5,17 @@ import { pino } from "pino";
 import { namespaceKey } from "../../server/auth.js";
 import { ApplicationWatch } from "../../server/application-watch.js";
 import { KEY_SECRET, NamespaceKeys, URL_ANNOTATION } from "../../server/namespace-keys.js";
-import type { Waker } from "../../server/wake.js";
 import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
 
 describe("namespace keys (real kube-apiserver)", function () {
   this.timeout(60_000);
   let config: Awaited<ReturnType<typeof tempNamespace>>;
   let tenant: Awaited<ReturnType<typeof tempNamespace>>;
-  const woken: string[] = [];
-  const waker: Waker = { wake: (ns, app) => { woken.push(`${ns}/${app}`); }, idle: async () => undefined };
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   /** Keys with their own Application watch; stop() stops both. */
   const keysOf = (tokens: string[]) => {
     const watch = new ApplicationWatch(kubeClients().kc, log, 60_000);
-    const keys = new NamespaceKeys(kubeClients().kc, log, { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000, waker }, watch);
+    const keys = new NamespaceKeys(kubeClients().kc, log, { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000 }, watch);
     return { start: () => keys.start(), stop: async () => { await keys.stop(); await watch.stop(); } };
   };
 
@@ -71,14 +68,13 @@ describe("namespace keys (real kube-apiserver)", function () {
     }
   });
 
-  it("writes the Secret into a namespace when its first Application appears, wakes it, follows URL changes and token rotation", async () => {
+  it("writes the Secret into a namespace when its first Application appears, follows URL changes and token rotation", async () => {
     const keys = keysOf(["first-token-0123456789"]);
     keys.start();
     try {
       await applyObject({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "app", namespace: tenant.name }, spec: { components: [] } } as never);
       const first = await secretWhen(() => true);
       expect(first).to.deep.equal({ key: namespaceKey("first-token-0123456789", tenant.name), url: "http://127.0.0.1:1111" });
-      expect(woken).to.include(`${tenant.name}/app`);
       // The addon enabled again with another executorURL: every Secret follows.
       await applyObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: config.name }, data: { url: "http://127.0.0.1:2222" } } as never);
       await secretWhen((s) => s.url === "http://127.0.0.1:2222");
