@@ -6,7 +6,7 @@
 //
 // Two more passes explain the result: the same pair after an `apply-component` step (a realistic
 // workflow), and a breakdown with two bench-only definitions (bench/lib/variants.ts): the built-in
-// `request` plus the two reads our definitions make, and our `http-request` without those reads.
+// `request` plus the read our definitions make, and our `http-request` without that read.
 import type { BenchContext } from "./lib/context.js";
 import { application, createObject, deleteObject, stepOf, tempNamespace, waitGone, watchApplications, workflowDone } from "./lib/cluster.js";
 import { fmt, log, mean, median, percentile, sleep } from "./lib/common.js";
@@ -108,7 +108,7 @@ export async function overhead(ctx: BenchContext): Promise<OverheadResult> {
   }
   await installVariants(ctx.addonDir, ctx.workDir, ctx.executor.url, ctx.executor.token);
   result.breakdown = await runPass(ctx, `Breakdown (bench-only definitions)${confirmFlag ? ", executor with `--confirm-session off`" : ""}`, "call-only",
-    ["http-request", "request", "bench-request-2reads", "bench-http-request-noreads"], Math.ceil(n / 2), 1);
+    ["http-request", "request", "bench-request-1read", "bench-http-request-noreads"], Math.ceil(n / 2), 1);
   if (confirmFlag) await ctx.restartExecutor([]);
   return result;
 }

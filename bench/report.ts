@@ -153,8 +153,8 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     out.push(`- **The executor is not where the time goes**: it spends ${fmt(percentile(enginePerRun, 50))} ms (median) answering a run's polls, the call to the target included` +
       (defaultStoreIsKube ? ` (with the default run store most of that is writing the run's record to the kube-apiserver${tlsPerCall ? " over a new TLS connection per request; see 3" : ""}).` : "."));
     if (b) {
-      out.push(`- **The rest is the CUE template, evaluated by the controller.** KubeVela runs a template's provider calls one at a time and re-evaluates the whole template after each: ours makes four (\`kube.#Read\` of ConfigMap \`vela-system/step-executor\`, \`kube.#Read\` of Secret \`vela-system/step-executor-token\`, the \`http.#HTTPDo\` to the executor with HMAC and JSON in CUE, and a \`#Message\` on success) where \`request\` makes one. ` +
-        `The breakdown measures it: the two reads alone add ${fmt(b["bench-request-2reads"]!.median - b.request!.median)} ms to the built-in \`request\`; our definition without them is ${fmt(b["bench-http-request-noreads"]!.median - b.request!.median)} ms slower than \`request\`, with them ${fmt(b["http-request"]!.median - b.request!.median)} ms.`);
+      out.push(`- **The rest is the CUE template, evaluated by the controller.** KubeVela runs a template's provider calls one at a time and re-evaluates the whole template after each: ours makes three (\`kube.#Read\` of Secret \`step-executor\` in the Application's namespace, the \`http.#HTTPDo\` to the executor with HMAC and JSON in CUE, and a \`#Message\` on success) where \`request\` makes one. ` +
+        `The breakdown measures it: the read alone adds ${fmt(b["bench-request-1read"]!.median - b.request!.median)} ms to the built-in \`request\`; our definition without it is ${fmt(b["bench-http-request-noreads"]!.median - b.request!.median)} ms slower than \`request\`, with it ${fmt(b["http-request"]!.median - b.request!.median)} ms.`);
     }
     out.push(
       "",

@@ -237,6 +237,8 @@ export function scaleLevels(smoke: boolean): Level[] {
 export async function scale(ctx: BenchContext, levels = scaleLevels(ctx.smoke)): Promise<ScaleResult> {
   const ns = await tempNamespace("bench-scale");
   await createObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "never-ready", namespace: ns.name }, data: { enabled: "false" } } as never);
+  // The Application the runs name: the executor starts runs only for Applications that exist.
+  await createObject({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "scale", namespace: ns.name }, spec: { components: [] } } as never);
   const results: LevelResult[] = [];
   try {
     for (const level of levels) {

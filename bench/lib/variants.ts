@@ -1,43 +1,39 @@
 // Bench-only WorkflowStepDefinitions that split the overhead of `http-request` over `request`
 // into its parts. Installed into the bench's control plane only; never part of the addon.
-//   bench-request-2reads        the built-in `request` template plus the two kube.#Read calls our
-//                               definitions make (ConfigMap step-executor, Secret step-executor-token)
-//   bench-http-request-noreads  our assembled `http-request` with those two reads replaced by
-//                               constants (the executor URL and token written into the template)
+//   bench-request-1read         the built-in `request` template plus the kube.#Read our definitions
+//                               make (Secret step-executor of the Application's namespace)
+//   bench-http-request-noreads  our assembled `http-request` with that read replaced by constants
+//                               (the executor URL written into the template, the namespace's key
+//                               computed in CUE from the token)
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { vela } from "./cluster.js";
 
 export const VARIANT_NOTES = [
-  "- `bench-request-2reads`: the built-in `request` template plus the two `kube.#Read` calls (ConfigMap `vela-system/step-executor`, Secret `vela-system/step-executor-token`) that every evaluation of our definitions makes first.",
-  "- `bench-http-request-noreads`: our assembled `http-request` definition with those two reads replaced by constants (URL and token inlined), i.e. what is left is the HMAC/JSON CUE, the call to the executor and the `#Message` on success.",
+  "- `bench-request-1read`: the built-in `request` template plus the `kube.#Read` (Secret `step-executor` of the Application's namespace: the executor's URL and the namespace's key) that every evaluation of our definitions makes first.",
+  "- `bench-http-request-noreads`: our assembled `http-request` definition with that read replaced by constants (URL inlined, the namespace's key computed in CUE), i.e. what is left is the HMAC/JSON CUE, the call to the executor and the `#Message` on success.",
 ];
 
-const REQUEST_2READS = `import (
+const REQUEST_1READ = `import (
 	"vela/op"
 	"vela/http"
 	"vela/kube"
 	"encoding/json"
 )
 
-"bench-request-2reads": {
+"bench-request-1read": {
 	type: "workflow-step"
 	annotations: {}
 	labels: {}
-	description: "bench only: the built-in request plus the two reads of the step-executor definitions"
+	description: "bench only: the built-in request plus the read of the step-executor definitions"
 }
 template: {
-	config: kube.#Read & {$params: value: {
-		apiVersion: "v1"
-		kind:       "ConfigMap"
-		metadata: {name: "step-executor", namespace: "vela-system"}
-	}}
-	secret: kube.#Read & {$params: value: {
+	keyring: kube.#Read & {$params: value: {
 		apiVersion: "v1"
 		kind:       "Secret"
-		metadata: {name: "step-executor-token", namespace: "vela-system"}
+		metadata: {name: "step-executor", namespace: context.namespace}
 	}}
-	if config.$returns != _|_ && secret.$returns != _|_ {
+	if keyring.$returns != _|_ {
 		req: http.#HTTPDo & {
 			$params: {
 				method: parameter.method
@@ -78,13 +74,18 @@ export async function installVariants(addonDir: string, workDir: string, executo
   const assembled = readFileSync(join(addonDir, "definitions", "http-request.cue"), "utf8");
   const renamed = assembled.replace(/^"http-request": \{/m, '"bench-http-request-noreads": {');
   const noReads = renamed.replace(
-    /\t\tconfig: #Read & \{\$params: value: \{[\s\S]*?\}\}\n\t\tsecret: #Read & \{\$params: value: \{[\s\S]*?\}\}\n/,
-    `\t\tconfig: $returns: value: data: url: ${JSON.stringify(executorURL)}\n\t\tsecret: $returns: value: data: token: ${JSON.stringify(Buffer.from(token).toString("base64"))}\n`,
+    /\t\tkeyring: #Read & \{\$params: value: \{[\s\S]*?\}\}\n/,
+    `\t\tkeyring: $returns: value: {\n` +
+    `\t\t\tmetadata: annotations: "step-executor.oam.dev/url": ${JSON.stringify(executorURL)}\n` +
+    // server/auth.ts namespaceKey, in CUE: the key the executor writes for the Application's namespace.
+    `\t\t\tdata: key: base64.Encode(null, hex.Encode(hmac.Sign("SHA256", '${token}', "step-executor namespace key v1\\n" + context.namespace)))\n` +
+    `\t\t}\n`,
   );
+  if (!/^[0-9a-f]+$/.test(token)) throw new Error("bench/lib/variants.ts: the token must be hex to be inlined as a CUE bytes literal");
   if (renamed === assembled || noReads === renamed) {
-    throw new Error("bench/lib/variants.ts: the assembled http-request definition no longer has the expected shape (name or config/secret reads); update the variant");
+    throw new Error("bench/lib/variants.ts: the assembled http-request definition no longer has the expected shape (name or keyring read); update the variant");
   }
-  const files = { "bench-request-2reads.cue": REQUEST_2READS, "bench-http-request-noreads.cue": noReads };
+  const files = { "bench-request-1read.cue": REQUEST_1READ, "bench-http-request-noreads.cue": noReads };
   for (const [name, text] of Object.entries(files)) {
     const path = join(workDir, name);
     writeFileSync(path, text);
