@@ -41,7 +41,7 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
       executor = await startExecutorProcess(isolated ? ["--authenticate-application", "on"] : []);
       target = await startTarget((r, res) => r.path === "/big"
         ? reply(res, 200, { pad: "x".repeat(1_200_000) })
-        : reply(res, 200, { ok: true, got: r.headers.authorization ?? null }));
+        : reply(res, 200, { ok: true, got: r.headers.authorization ?? null }));  // /echo and /hook echo the Authorization header
       github = await new FakeGitHub({
         tokens: [PAT],
         repos: [{ owner: "acme", name: "shop", branches: ["main"], workflows: [
@@ -161,6 +161,42 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
       expect(step(big, "r").message).to.match(/^outputs\.all: .* is more than the 16 KiB one output may be; output a smaller field$/);
       // KubeVela could store the workflow's context: the Application is not stuck in `running` with reconcile errors.
       expect(big.status).to.equal("workflowFailed");
+    });
+
+    it("a target echoing a Secret header cannot hand its value to the tenant's CEL (substring, bytes, split, upperAscii, a startsWith oracle)", async () => {
+      const s = await runSteps("echo", [{
+        name: "r", type: "http-request",
+        properties: {
+          url: `${target.url}/echo`, secretHeaders: { Authorization: { name: "hook", key: "token" } },
+          // An oracle: true only if the tenant's guess of the secret's start is right.
+          failureCondition: "response.body.got.startsWith('tenant-a-hook')",
+          outputs: { part: "response.body.got.substring(0, 8)", raw: "bytes(response.body.got)", chars: "response.body.got.split('')", upper: "response.body.got.upperAscii()" },
+        },
+      }]);
+      expect(step(s, "r").phase, JSON.stringify(s.workflow)).to.equal("succeeded");
+      // CEL saw the echo already redacted (so a substring longer than "[redacted]" would not even evaluate).
+      const runs = await kubectl(["get", "stepruns", "-n", a.name, "-l", "step-executor.oam.dev/application=echo", "-o", "json"]);
+      expect(runs).to.match(/"part":\s*"\[redacte"/);
+      // The status (the spec holds the tenant's own guess, 'tenant-a-hook'), the workflow context, the run records, the logs.
+      const texts = [await kubectl(["get", "application", "echo", "-n", a.name, "-o", "jsonpath={.status}"]), await kubectl(["get", "configmaps,stepruns", "-n", a.name, "-o", "json"]), executor.logs()];
+      for (const text of texts) {
+        for (const form of [hookToken, hookToken.slice(0, 12), hookToken.toUpperCase(), Buffer.from(hookToken).toString("base64").slice(0, 16), hookToken.split("").join('","')]) {
+          expect(text, form).not.to.contain(form);
+        }
+      }
+    });
+
+    it("an IPv6 form of the metadata address and a Host header override are refused before anything is sent", async () => {
+      const s = await runSteps("metadata", [
+        { name: "r", type: "http-request", properties: { url: "http://[::a9fe:a9fe]/latest/meta-data/", retries: 0 } },
+      ]);
+      expect(step(s, "r").phase, JSON.stringify(s.workflow)).to.equal("failed");
+      expect(step(s, "r").message).to.match(/link-local address \(cloud metadata service\), which the executor always refuses/);
+      const h = await runSteps("host-header", [
+        { name: "r", type: "http-request", properties: { url: `${target.url}/hook`, headers: { Host: "169.254.169.254" } } },
+      ]);
+      expect(step(h, "r").phase, JSON.stringify(h.workflow)).to.equal("failed");
+      expect(step(h, "r").message).to.match(/^headers\.Host: the executor sets the connection-level header "Host" itself; remove it and put the host in url$/);
     });
 
     it("a request forged with tenant A's own key but claiming tenant B's namespace is refused (401), and tenant A cannot read the executor's token", async () => {
