@@ -6,14 +6,7 @@ import { CustomObjectsApi, Watch, type KubeConfig } from "@kubernetes/client-nod
 import type { Logger } from "pino";
 import { describeError } from "./errors.js";
 import { sleep } from "./retry.js";
-
-export interface StepStatus {
-  name?: string;
-  id?: string;
-  phase?: string;
-  reason?: string;
-  subSteps?: StepStatus[];
-}
+import type { StepStatus } from "./workflow-status.js";
 
 /** What the followers read of an Application. */
 export interface WatchedApplication {

@@ -5,6 +5,7 @@
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { apiError } from "./errors.js";
 import { timed } from "./retry.js";
+import { allSteps, type StepStatus } from "./workflow-status.js";
 
 export interface ApplicationMeta {
   uid?: string;
@@ -13,23 +14,12 @@ export interface ApplicationMeta {
   endedSessions?: ReadonlySet<string>;
 }
 
-interface StepStatus {
-  name?: string;
-  id?: string;
-  phase?: string;
-  subSteps?: StepStatus[];
-}
-
 export function sessionKey(step: string, session: string): string {
   return `${step}\n${session}`;
 }
 
-function endedSessions(steps: StepStatus[] | undefined, into = new Set<string>()): Set<string> {
-  for (const s of steps ?? []) {
-    if (s.name && s.id && ["succeeded", "failed", "skipped"].includes(s.phase ?? "")) into.add(sessionKey(s.name, s.id));
-    endedSessions(s.subSteps, into);
-  }
-  return into;
+function endedSessions(steps: StepStatus[] | undefined): Set<string> {
+  return new Set(allSteps(steps).filter((s) => s.name && s.id && ["succeeded", "failed", "skipped"].includes(s.phase ?? "")).map((s) => sessionKey(s.name!, s.id!)));
 }
 
 export interface ApplicationLookupOptions {

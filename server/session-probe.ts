@@ -3,17 +3,12 @@
 // so from then on the session is the run's for good and its side effect may start. Reading the
 // status saves waiting for KubeVela's second poll, which comes only after its wait backoff (1 s).
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { allSteps, type StepStatus } from "./workflow-status.js";
 import type { RunIdentity } from "../steps/types.js";
 
 export interface SessionProbe {
   /** True when the Application's status holds `run.step` with id `run.session`; false otherwise or when it cannot tell. */
   stored(run: RunIdentity): Promise<boolean>;
-}
-
-interface StepStatus {
-  name?: string;
-  id?: string;
-  subSteps?: StepStatus[];
 }
 
 interface AppStatus {
@@ -22,7 +17,7 @@ interface AppStatus {
 
 /** Whether `steps` (a workflow's step statuses, step groups' sub-steps included) hold `name` with `id`. */
 export function holdsSession(steps: StepStatus[] | undefined, name: string, id: string): boolean {
-  return (steps ?? []).some((s) => (s.name === name && s.id === id) || holdsSession(s.subSteps, name, id));
+  return allSteps(steps).some((s) => s.name === name && s.id === id);
 }
 
 export class ApplicationSessionProbe implements SessionProbe {

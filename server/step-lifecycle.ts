@@ -2,7 +2,8 @@
 // `vela workflow restart`, the Application deleted — are stopped here at once (a watch event, not
 // the run's own timeout), and their records say why. KubeVela never polls such a step again, so
 // without this a wait would hold its watch, and an http-request its retries, until its own timeout.
-import type { ApplicationEvent, ApplicationWatch, StepStatus, WatchedApplication } from "./application-watch.js";
+import type { ApplicationEvent, ApplicationWatch, WatchedApplication } from "./application-watch.js";
+import { allSteps } from "./workflow-status.js";
 import type { RunIdentity } from "../steps/types.js";
 
 /** The part of the run engine this needs. */
@@ -11,22 +12,13 @@ export interface Cancellable {
   cancel(run: RunIdentity, why: string): boolean;
 }
 
-function findStep(steps: StepStatus[] | undefined, name: string): StepStatus | undefined {
-  for (const s of steps ?? []) {
-    if (s.name === name) return s;
-    const sub = findStep(s.subSteps, name);
-    if (sub) return sub;
-  }
-  return undefined;
-}
-
 /** Why KubeVela has ended `run`'s step, or undefined while it may still poll it. `app` null: the Application is gone. */
 export function endedByKubeVela(app: WatchedApplication | null, run: RunIdentity, createdAt: number): string | undefined {
   if (!app) return "the Application was deleted";
   if (app.metadata?.deletionTimestamp) return "the Application is being deleted";
   const wf = app.status?.workflow;
   if (!wf) return undefined;
-  const step = findStep(wf.steps, run.step);
+  const step = allSteps(wf.steps).find((s) => s.name === run.step);
   const ours = step?.id === run.session;
   if (ours && step!.phase === "failed" && step!.reason === "Timeout") return "the workflow step timed out in KubeVela";
   if (ours && step!.phase === "failed" && step!.reason === "FailedAfterRetries") return "KubeVela failed the step after its retries";
