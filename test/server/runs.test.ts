@@ -212,6 +212,8 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       expect(end.phase).to.equal("succeeded");
       expect(target.requests).to.have.length(2); // attempt 1 (503) by a, attempt 2 by b: not three
       expect(target.requests[1]!.headers["idempotency-key"]).to.equal(target.requests[0]!.headers["idempotency-key"]);
+      // The answer comes from b's memory as soon as the step ends; its record is written right after.
+      await until("b's record of the end is stored", async () => (await b.store.get(run))?.phase === "succeeded");
       expect(await b.store.get(run)).to.include({ holder: "hand-b", attempts: 2, phase: "succeeded" });
     });
 
