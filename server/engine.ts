@@ -599,6 +599,9 @@ export class RunEngine {
         continue;
       }
       if (now >= o.next && r.acknowledged) {
+        // The step definitions answer a held, acknowledged run from its StepRun without calling
+        // any executor: release it first, so that the next evaluation calls one and takes it over.
+        if (r.holder !== "" && !(await this.releaseOrphan(r))) continue;
         log.info({ run: r.key, holder: r.holder }, "run without a live executor: waking its Application so that its next poll resumes it");
         this.waker.wake(r.run.namespace, r.run.application, `resume step ${r.run.step}`);
         o.wakes++;
@@ -624,6 +627,18 @@ export class RunEngine {
       } catch (err) {
         log.warn({ err: describeError(err) }, "sweep: cannot prune finished runs");
       }
+    }
+  }
+
+  /** Empties the holder of a run whose executor is gone (a compare-and-swap write); false if it changed meanwhile or cannot be written. */
+  private async releaseOrphan(r: RunRecord): Promise<boolean> {
+    try {
+      const released = await this.deps.store.update(r, { holder: "", message: `${bare(r.message)} (handed over: executor ${r.holder} stopped)` });
+      if (released) this.deps.log.info({ run: r.key, previous: r.holder }, "released a run whose executor stopped");
+      return released !== undefined;
+    } catch (err) {
+      this.deps.log.warn({ err: describeError(err), run: r.key }, "sweep: cannot release a run whose executor stopped");
+      return false;
     }
   }
 

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { buildAddon, dummyKubeconfig, harnessOrSkip, kinds, removeDir, sh, tempDir, velaBin, type Kind } from "./fixture.js";
 import { schemas } from "../../steps/generated/index.js";
 import { namespaceKey } from "../../server/auth.js";
+import { recordName } from "../../server/kube-run-store.js";
 
 const TOKEN = "addon-test-token-0123456789";
 
@@ -109,6 +110,8 @@ interface Result {
 }
 interface Scenario {
   kind: Kind;
+  app?: string;
+  stepName?: string;
   properties: Record<string, unknown>;
   objects?: object[];
   outputs?: { name: string; valueFrom: string }[];
@@ -158,8 +161,8 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     const input = {
       definition: join(addon, "definitions", `${s.kind}.cue`),
       namespace: "demo",
-      app: "web",
-      step: "the-step",
+      app: s.app ?? "web",
+      step: s.stepName ?? "the-step",
       session: "session-1",
       properties: s.properties,
       objects: s.objects ?? addonObjects(executor.url),
@@ -363,5 +366,82 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     expect(JSON.parse(executor.seen[0]!.body).parameter).to.deep.equal({
       apiVersion: "apps/v1", kind: "Deployment", name: "web", timeout: "5m", outputs: { replicas: "object.status.readyReplicas" },
     });
+  });
+  // ---- answers from the run's record (docs/runs.md, "Outages") ----------------------------------
+  /** The StepRun the executor keeps for run demo/<app>/<step>/session-1, as server/kube-run-store.ts writes it. */
+  const stepRun = (status: Record<string, unknown>, o: { app?: string; step?: string; session?: string; kind?: string; name?: string } = {}) => {
+    const run = { namespace: "demo", application: o.app ?? "web", step: o.step ?? "the-step", session: o.session ?? "session-1" };
+    return {
+      apiVersion: "step-executor.oam.dev/v1alpha1", kind: "StepRun",
+      metadata: { name: o.name ?? recordName(run), namespace: "demo" },
+      spec: { application: run.application, step: run.step, session: run.session, kind: o.kind ?? "http-request" },
+      status: { attempts: 1, outputs: {}, ...status },
+    };
+  };
+  const held = { phase: "running", holder: "executor-a", acknowledged: true };
+
+  it("a run the executor holds and KubeVela acknowledged → waits with the record's message, without calling the executor", async () => {
+    executor.reset(answer("failed", "must not be called"));
+    const r = await step({ kind: "http-request", properties: { url: "https://example.com" }, objects: [...addonObjects(executor.url), stepRun({ ...held, message: "calling https://example.com (attempt 2)" })] });
+    expect(last(r)).to.include({ phase: "running", reason: "Wait", waiting: true, terminated: false, message: "calling https://example.com (attempt 2)" });
+    expect(executor.seen).to.have.length(0);
+  });
+
+  it("a run that succeeded → the step succeeds from its record, outputs included, without calling the executor", async () => {
+    executor.reset(answer("failed", "must not be called"));
+    const r = await step({
+      kind: "read-object-and-wait", properties: { apiVersion: "v1", kind: "ConfigMap", name: "c", outputs: { v: "object.data.v" } },
+      objects: [...addonObjects(executor.url), stepRun({ phase: "succeeded", message: "ConfigMap demo/c is ready", outputs: { v: "1" }, holder: "executor-a" }, { kind: "read-object-and-wait" })],
+      outputs: [{ name: "v", valueFrom: "outputs.v" }],
+    });
+    expect(last(r)).to.include({ phase: "succeeded", message: "ConfigMap demo/c is ready" });
+    expect(r.outputs).to.deep.equal({ v: "1" });
+    expect(executor.seen).to.have.length(0);
+  });
+
+  it("a run that failed → the step fails (terminal) with the record's message, declared outputs null, without calling the executor", async () => {
+    executor.reset(answer("succeeded", "must not be called"));
+    const r = await step({
+      kind: "http-request", properties: { url: "https://example.com", outputs: { id: "response.body.id" } },
+      objects: [...addonObjects(executor.url), stepRun({ phase: "failed", message: "POST https://example.com answered 409" })],
+      outputs: [{ name: "id", valueFrom: "outputs.id" }],
+    });
+    expect(last(r)).to.include({ phase: "failed", reason: "Action", terminated: true, message: "POST https://example.com answered 409" });
+    expect(r.outputs).to.deep.equal({ id: null });
+    expect(executor.seen).to.have.length(0);
+  });
+
+  const callsAnyway: [string, object][] = [
+    ["a first poll's record (not acknowledged yet)", stepRun({ phase: "running", holder: "executor-a", acknowledged: false })],
+    ["a pending record (no holder yet)", stepRun({ phase: "running", holder: "", attempts: 0 })],
+    ["a released record (handed over: no holder)", stepRun({ ...held, holder: "" })],
+    ["another session's record under the name", stepRun({ phase: "succeeded", message: "other session" }, { session: "session-0", name: recordName({ namespace: "demo", application: "web", step: "the-step", session: "session-1" }) })],
+    ["a record of another kind under the name", stepRun({ phase: "succeeded", message: "other kind" }, { kind: "github-actions" })],
+  ];
+  for (const [name, record] of callsAnyway) {
+    it(`${name} → asks the executor`, async () => {
+      executor.reset(answer("running", "from the executor"));
+      const r = await step({ kind: "http-request", properties: { url: "https://example.com" }, objects: [...addonObjects(executor.url), record] });
+      expect(executor.seen).to.have.length(1);
+      expect(last(r)).to.include({ phase: "running", message: "from the executor" });
+    });
+  }
+
+  it("finds the record under the executor's name for it however the Application and step are spelled (case, dots, unicode, length)", async () => {
+    const app = "shop.web-" + "a".repeat(120);
+    const stepName = "Purge CDN.ünïcode_" + "B".repeat(70);
+    executor.reset(answer("failed", "must not be called"));
+    const r = await step({ kind: "http-request", app, stepName, properties: { url: "https://example.com" }, objects: [...addonObjects(executor.url), stepRun({ ...held, message: "held" }, { app, step: stepName })] });
+    expect(executor.seen).to.have.length(0);
+    expect(last(r)).to.include({ phase: "running", message: "held" });
+  });
+
+  it("apply-and-wait answered from its record applies nothing (only an executor's answer admits the object)", async () => {
+    executor.reset(answer("failed", "must not be called"));
+    const value = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings" }, data: { v: "1" } };
+    const r = await step({ kind: "apply-and-wait", properties: { value }, objects: [...addonObjects(executor.url), stepRun({ ...held, message: "waiting for ConfigMap demo/settings" }, { kind: "apply-and-wait" })] });
+    expect(last(r)).to.include({ phase: "running", waiting: true, message: "waiting for ConfigMap demo/settings" });
+    expect(r.objects.find((o) => o.kind === "ConfigMap")).to.equal(undefined);
+    expect(executor.seen).to.have.length(0);
   });
 });

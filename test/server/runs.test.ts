@@ -332,7 +332,7 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       expect(obj).not.to.contain(secret);
     });
 
-    it("the sweep wakes the Application of a run nobody works on (so its next poll resumes it), and deletes it once abandoned", async () => {
+    it("the sweep releases a run nobody works on and wakes its Application (so its next poll resumes it), and deletes it once abandoned", async () => {
       const waker = recordingWaker();
       const b = await start("sweep-b", { waker, abandonAfterMs: 600 });
       const run = runOf(ns.name, "orphan-app", "wait");
@@ -342,7 +342,11 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       await b.store.update(record, { acknowledged: true });
       await b.engine.sweep();
       expect(waker.woken).to.include(`${ns.name}/orphan-app`);
-      expect(await b.store.get(run)).to.not.equal(undefined);
+      // Released before the wake: the step definitions answer a held run from its StepRun without
+      // calling, so only an empty holder makes the next evaluation call an executor (docs/runs.md §5).
+      const released = await b.store.get(run);
+      expect(released).to.include({ holder: "", phase: "running", attempts: 1 });
+      expect(released!.message).to.equal("waiting (handed over: executor dead-executor stopped)");
       await new Promise((r) => setTimeout(r, 700));
       await b.engine.sweep();
       expect(await b.store.get(run)).to.equal(undefined);
