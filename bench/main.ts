@@ -1,7 +1,7 @@
 // The benchmark driver (npm run bench → bench/run.sh → here). Needs the local control plane
 // (KUBECONFIG, kubectl and vela on PATH: bench/run.sh provides them) and the assembled addon.
 //
-//   node --import tsx bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,scale,cel] [--out FILE]
+//   node --import tsx bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel] [--out FILE]
 //
 // Full run: every bench, then BENCHMARKS.md (or --out). --smoke: tiny sizes, same code paths,
 // prints a summary and writes nothing (CI runs it so the benches never rot).
@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { runCelBench, type CelResult } from "./cel.js";
 import { controllerCost, controllerCostMarkdown, type CostResult } from "./controller-cost.js";
+import { hang, hangMarkdown, type HangResult } from "./hang.js";
 import { enableAddon, execText, velaCoreFlags } from "./lib/cluster.js";
 import { log, machine, versions } from "./lib/common.js";
 import type { BenchContext } from "./lib/context.js";
@@ -36,15 +37,15 @@ const { values } = parseArgs({
 });
 if (values.render) {
   const saved = JSON.parse(readFileSync(values.render, "utf8")) as { header: Parameters<typeof renderReport>[0]["header"]; results: Results; durationS: number };
-  writeFileSync(values.out!, renderReport({ ...saved, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown } }));
+  writeFileSync(values.out!, renderReport({ ...saved, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown } }));
   log(`re-rendered ${values.out} from ${values.render}`);
   process.exit(0);
 }
 if (!values.addon || !values.work) {
-  process.stderr.write("usage: bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,scale] [--out FILE]\n(run it through `npm run bench`)\n");
+  process.stderr.write("usage: bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel] [--out FILE]\n(run it through `npm run bench`)\n");
   process.exit(2);
 }
-const only = new Set((values.only ?? "overhead,reaction,cost,scale,cel").split(",").map((s) => s.trim()));
+const only = new Set((values.only ?? "overhead,reaction,cost,hang,scale,cel").split(",").map((s) => s.trim()));
 const smoke = values.smoke!;
 const started = new Date();
 const t0 = performance.now();
@@ -55,6 +56,7 @@ export interface Results {
   cost?: CostResult;
   scale?: ScaleResult;
   cel?: CelResult;
+  hang?: HangResult;
   errors: Record<string, string>;
 }
 const results: Results = { errors: {} };
@@ -108,6 +110,7 @@ try {
   if (only.has("overhead")) results.overhead = await section("1. overhead", () => overhead(ctx));
   if (only.has("reaction")) results.reaction = await section("2. reaction latency", () => reaction(ctx));
   if (only.has("cost")) results.cost = await section("4. controller cost", () => controllerCost(ctx));
+  if (only.has("hang")) results.hang = await section("6. executor hang", () => hang(ctx));
 } finally {
   await ctx.executor.stop();
 }
@@ -129,12 +132,13 @@ if (smoke) {
     o ? `overhead: http-request median ${o.main.stats["http-request"]!.median.toFixed(0)} ms vs request ${o.main.stats.request!.median.toFixed(0)} ms (ratio ${o.ratioMedian.toFixed(2)}; tiny N, not a result)` : "",
     results.reaction ? `reaction: ${results.reaction.samples.length} samples, ${results.reaction.failures.length} failures` : "",
     results.cost ? `controller cost: ${results.cost.phases.length} phases measured` : "",
+    results.hang ? `hang: unrelated Application median ${results.hang.baselineMs.length ? Math.round([...results.hang.baselineMs].sort((a, b) => a - b)[results.hang.baselineMs.length >> 1]!) : 0} ms healthy, ${Math.round([...results.hang.hungMs].sort((a, b) => a - b)[results.hang.hungMs.length >> 1]!)} ms with the executor stopped; ${results.hang.failures.length} failed waiting steps` : "",
     results.scale ? `scale: ${results.scale.levels.map((l) => `${l.level.mode} n=${l.level.n}: ${l.polls} polls, ${l.errors} errors`).join("; ")}` : "",
     results.cel ? `cel: /healthz p99 ${results.cel.hostile.p99.toFixed(1)} ms with hostile expressions in flight (idle ${results.cel.idle.p99.toFixed(1)} ms); ${results.cel.workerUs.toFixed(0)} µs per evaluation in a worker vs ${results.cel.inThreadUs.toFixed(0)} µs in-thread` : "",
     ...Object.entries(results.errors).map(([k, v]) => `FAILED ${k}: ${v.split("\n")[0]}`),
   ].filter(Boolean);
   process.stdout.write(lines.join("\n") + "\n");
-  const bad = Object.keys(results.errors).length > 0 || (results.reaction?.failures.length ?? 0) > 0 || (results.scale?.levels.some((l) => l.errors > 0 || l.startFailures > 0) ?? false);
+  const bad = Object.keys(results.errors).length > 0 || (results.reaction?.failures.length ?? 0) > 0 || (results.hang?.failures.length ?? 0) > 0 || (results.scale?.levels.some((l) => l.errors > 0 || l.startFailures > 0) ?? false);
   process.exit(bad ? 1 : 0);
 }
 
@@ -143,7 +147,7 @@ mkdirSync("bench/.results", { recursive: true });
 const resultsFile = `bench/.results/${started.toISOString().replace(/[:.]/g, "-")}.json`;
 writeFileSync(resultsFile, JSON.stringify({ header, results, durationS }, null, 1));
 log(`raw results in ${resultsFile}`);
-const md = renderReport({ header, results, durationS, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown } });
+const md = renderReport({ header, results, durationS, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown } });
 writeFileSync(values.out!, md);
 log(`wrote ${values.out} (${durationS.toFixed(0)} s)`);
 process.exit(Object.keys(results.errors).length > 0 ? 1 : 0);

@@ -2,6 +2,7 @@
 // bench/main.ts --render). Every sentence that states a figure takes it from the results.
 import { celMarkdown, type CelResult } from "./cel.js";
 import type { CostResult } from "./controller-cost.js";
+import type { HangResult } from "./hang.js";
 import { fmt, percentile } from "./lib/common.js";
 import type { OverheadResult } from "./overhead.js";
 import type { ReactionResult } from "./reaction.js";
@@ -19,12 +20,13 @@ export interface Header {
 
 interface Input {
   header: Header;
-  results: { overhead?: OverheadResult; reaction?: ReactionResult; cost?: CostResult; scale?: ScaleResult; cel?: CelResult; errors: Record<string, string> };
+  results: { overhead?: OverheadResult; reaction?: ReactionResult; cost?: CostResult; scale?: ScaleResult; cel?: CelResult; hang?: HangResult; errors: Record<string, string> };
   durationS: number;
   sections: {
     overheadMarkdown: (r: OverheadResult) => string;
     reactionMarkdown: (r: ReactionResult) => string;
     controllerCostMarkdown: (r: CostResult) => string;
+    hangMarkdown?: (r: HangResult) => string;
   };
 }
 
@@ -41,7 +43,7 @@ const BEFORE_WATCH = {
 };
 
 export function renderReport({ header: h, results, durationS, sections }: Input): string {
-  const { overhead: o, reaction: re, cost, scale: sc, cel, errors } = results;
+  const { overhead: o, reaction: re, cost, scale: sc, cel, hang, errors } = results;
   const out: string[] = [];
   const failed = (name: string) => (errors[name] ? `\n**This bench failed in this run:**\n\n\`\`\`\n${errors[name]!.split("\n").slice(0, 8).join("\n")}\n\`\`\`\n` : "");
 
@@ -111,6 +113,10 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   }
   if (cel) {
     out.push(`| 5 | /healthz p99 while tenants' hostile CEL expressions keep every evaluator busy | p99 < 100 ms (before: no answer for 16 s) | ${fmt(cel.hostile.p99)} ms (idle ${fmt(cel.idle.p99)} ms), max ${fmt(cel.hostile.max)} ms; ${fmt(cel.workerUs)} µs per ordinary evaluation in a worker vs ${fmt(cel.inThreadUs)} µs in-thread | ${ok(cel.hostile.p99 < 100)} |`);
+  }
+  if (hang) {
+    const mid = (v: number[]) => percentile(v, 50) / 1000;
+    out.push(`| 6 | an unrelated Application's deploy while the executor hangs (SIGSTOP), ${hang.waiting} Applications waiting at our steps | ≤ 2× baseline (before: 16.7 s vs 0.1 s) | ${fmt(mid(hang.hungMs))} s vs ${fmt(mid(hang.baselineMs))} s healthy (medians of ${hang.hungMs.length}); ${hang.failures.length} waiting steps failed | ${ok(mid(hang.hungMs) <= 2 * mid(hang.baselineMs) && hang.failures.length === 0)} |`);
   }
   out.push("");
 
@@ -249,6 +255,12 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
       celMarkdown(cel),
       "",
     );
+  }
+
+  // ---- 6 -----------------------------------------------------------------------------------------
+  if (hang || errors["6. executor hang"]) {
+    out.push("## 6. A hung executor and everybody else's deploys", "", failed("6. executor hang"));
+    if (hang && sections.hangMarkdown) out.push(sections.hangMarkdown(hang), "", "Reproduce: `npm run bench -- --only hang` (docs/runs.md §12 explains the mechanism).", "");
   }
 
   // ---- open problems -----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 // the tenant's ServiceAccount) and sign with its key; server/auth.ts accepts a signature only for
 // the namespace whose key made it. The executor writes that Secret into every namespace that has
 // a KubeVela Application — told by the shared ApplicationWatch, re-listed every few minutes — with the executor's
-// URL (from ConfigMap vela-system/step-executor, written by the addon) in an annotation.
+// URL (from ConfigMap vela-system/step-executor, written by the addon) in an annotation, and, when
+// the executor runs in the cluster, its Service (data.service): the definitions call only while a
+// replica behind it is ready (docs/runs.md, "Outages").
 import { ApiException, CoreV1Api, Watch, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
 import type { ApplicationWatch, WatchedApplication } from "./application-watch.js";
 import type { Logger } from "pino";
@@ -14,6 +16,15 @@ import { sleep } from "./retry.js";
 /** The Secret each namespace's steps read: data.key, annotation URL_ANNOTATION. */
 export const KEY_SECRET = "step-executor";
 export const URL_ANNOTATION = "step-executor.oam.dev/url";
+/** `<namespace>/<name>` of the executor's Service, when it runs in the cluster. */
+export const SERVICE_ANNOTATION = "step-executor.oam.dev/service";
+
+/** Where the definitions find the executor: ConfigMap data.url, and data.service in the cluster. */
+interface Endpoint {
+  url: string;
+  service?: string;
+}
+const endpointKey = (e: Endpoint) => `${e.url}\n${e.service ?? ""}`;
 const MANAGED_BY = { "app.kubernetes.io/managed-by": "step-executor" };
 
 export interface NamespaceKeysOptions {
@@ -29,10 +40,10 @@ export interface NamespaceKeysOptions {
 export class NamespaceKeys {
   private readonly core: CoreV1Api;
   private readonly stopped = new AbortController();
-  /** Namespaces whose Secret is known to be current, with the URL it was written with. */
+  /** Namespaces whose Secret is known to be current, with the endpoint (endpointKey) it was written with. */
   private readonly current = new Map<string, string>();
   private configLoop: Promise<void> | undefined;
-  private knownUrl: string | undefined;
+  private known: string | undefined;
   /** Writes one after the other, so a resync and the events of a watch never race for one Secret. */
   private queue: Promise<void> = Promise.resolve();
   /** Secrets written (for tests). */
@@ -63,9 +74,9 @@ export class NamespaceKeys {
 
   private async ensureAll(apps: WatchedApplication[], fresh: boolean): Promise<void> {
     if (this.stopped.signal.aborted) return;
-    let url: string;
+    let url: Endpoint;
     try {
-      url = await this.url();
+      url = await this.endpoint();
     } catch (err) {
       // No URL yet (the addon is not enabled): the ConfigMap's watch lists again once it is.
       this.log.warn({ err: describeError(err) }, "cannot write the namespaces' step-executor Secrets yet");
@@ -91,8 +102,9 @@ export class NamespaceKeys {
         const query = { fieldSelector: `metadata.name=${this.o.configName}`, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
         new Watch(this.kc).watch(path, query, (type, cm: { data?: Record<string, string> }) => {
           const url = cm.data?.url;
-          if ((type === "ADDED" || type === "MODIFIED") && url && url !== this.knownUrl) {
-            this.knownUrl = url;
+          const key = url && endpointKey({ url, service: cm.data?.service });
+          if ((type === "ADDED" || type === "MODIFIED") && key && key !== this.known) {
+            this.known = key;
             this.applications.resync();
           }
         }, done).then((c) => { controller = c; if (stop.aborted) c.abort(); }, done);
@@ -101,16 +113,17 @@ export class NamespaceKeys {
     }
   }
 
-  private async url(): Promise<string> {
+  private async endpoint(): Promise<Endpoint> {
     const cm = await this.core.readNamespacedConfigMap({ namespace: this.o.configNamespace, name: this.o.configName });
     const url = cm.data?.url;
     if (!url) throw new Error(`ConfigMap ${this.o.configNamespace}/${this.o.configName} has no data.url (enable the step-executor addon)`);
-    this.knownUrl = url;
-    return url;
+    const e = { url, service: cm.data?.service || undefined };
+    this.known = endpointKey(e);
+    return e;
   }
 
   /** One namespace that cannot take its Secret (being deleted, a quota, a webhook) must not hold up the others. */
-  private async ensureOrLog(namespace: string | undefined, url: string): Promise<void> {
+  private async ensureOrLog(namespace: string | undefined, url: Endpoint): Promise<void> {
     try {
       await this.ensure(namespace, url);
     } catch (err) {
@@ -120,11 +133,13 @@ export class NamespaceKeys {
   }
 
   /** Writes the namespace's Secret unless it is current. */
-  private async ensure(namespace: string | undefined, url: string): Promise<void> {
-    if (!namespace || this.current.get(namespace) === url) return;
+  private async ensure(namespace: string | undefined, url: Endpoint): Promise<void> {
+    if (!namespace || this.current.get(namespace) === endpointKey(url)) return;
     const key = namespaceKey(this.o.tokens[0]!, namespace);
+    const annotations: Record<string, string> = { [URL_ANNOTATION]: url.url };
+    if (url.service) annotations[SERVICE_ANNOTATION] = url.service;
     const desired: V1Secret = {
-      metadata: { name: KEY_SECRET, namespace, labels: MANAGED_BY, annotations: { [URL_ANNOTATION]: url } },
+      metadata: { name: KEY_SECRET, namespace, labels: MANAGED_BY, annotations },
       type: "Opaque",
       data: { key: Buffer.from(key).toString("base64") },
     };
@@ -145,7 +160,8 @@ export class NamespaceKeys {
       }
       // No wake-up of the Application: its step waits on KubeVela's backoff, whose first rounds come
       // within seconds, and a write to the Application during its first reconcile could drop a session.
-    } else if (existing.data?.key !== desired.data!.key || existing.metadata?.annotations?.[URL_ANNOTATION] !== url) {
+    } else if (existing.data?.key !== desired.data!.key || existing.metadata?.annotations?.[URL_ANNOTATION] !== url.url
+      || existing.metadata?.annotations?.[SERVICE_ANNOTATION] !== url.service) {
       await this.core.replaceNamespacedSecret({
         namespace, name: KEY_SECRET,
         body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } },
@@ -153,6 +169,6 @@ export class NamespaceKeys {
       this.written++;
       this.log.info({ namespace }, "updated the namespace's step-executor Secret (new token or URL)");
     }
-    this.current.set(namespace, url);
+    this.current.set(namespace, endpointKey(url));
   }
 }

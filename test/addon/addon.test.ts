@@ -64,7 +64,8 @@ describe("addon: the addon Application", function () {
       ["step-executor-service", "k8s-objects"],
       ["step-executor-network-policy", "k8s-objects"],
     ]);
-    expect(find(app, "ConfigMap", "step-executor")).to.deep.include({ data: { url: "http://step-executor.vela-system.svc:8080" } });
+    // In the cluster the ConfigMap names the Service too: the definitions call only while a replica behind it is ready.
+    expect(find(app, "ConfigMap", "step-executor")).to.deep.include({ data: { url: "http://step-executor.vela-system.svc:8080", service: "vela-system/step-executor" } });
     expect(find(app, "Secret", "step-executor-token")).to.deep.include({ data: { token: Buffer.from(TOKEN).toString("base64") } });
     for (const o of objects(app)) {
       if (!o.kind.startsWith("Cluster") && o.kind !== "CustomResourceDefinition") expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).to.equal("vela-system");

@@ -444,4 +444,40 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     expect(r.objects.find((o) => o.kind === "ConfigMap")).to.equal(undefined);
     expect(executor.seen).to.have.length(0);
   });
+  // ---- in the cluster: a call only while a replica behind the executor's Service is ready ------
+  /** The namespace's Secret naming the executor's Service (in-cluster mode), and its EndpointSlice with these endpoints. */
+  const inCluster = (endpoints: object[] | null) => {
+    const secret = addonObjects(executor.url)[0] as { metadata: { annotations: Record<string, string> } };
+    secret.metadata.annotations["step-executor.oam.dev/service"] = "vela-system/step-executor";
+    const slice = {
+      apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice", addressType: "IPv4",
+      metadata: { name: "step-executor-x1", namespace: "vela-system", labels: { "kubernetes.io/service-name": "step-executor" } },
+      endpoints,
+    };
+    const other = { ...slice, metadata: { name: "other-x1", namespace: "vela-system", labels: { "kubernetes.io/service-name": "other" } }, endpoints: [{ addresses: ["10.0.0.9"], conditions: { ready: true } }] };
+    if ((endpoints as unknown) === "null") return [secret, { ...slice, endpoints: null }, other];
+    return endpoints === null ? [secret, other] : [secret, slice, other];
+  };
+  const gated: [string, object[] | null, boolean][] = [
+    ["a ready replica", [{ addresses: ["10.0.0.1"], conditions: { ready: false } }, { addresses: ["10.0.0.2"], conditions: { ready: true } }], true],
+    ["an endpoint without conditions (ready, as the EndpointSlice API says)", [{ addresses: ["10.0.0.1"] }], true],
+    ["no ready replica (crashed, restarting, or hung past its readiness probe)", [{ addresses: ["10.0.0.1"], conditions: { ready: false } }], false],
+    ["no endpoints at all", [], false],
+    // What the EndpointSlice controller writes for a Service whose pods are all gone.
+    ["a slice with endpoints: null", "null" as unknown as object[], false],
+    ["no EndpointSlice for the Service (another Service's ready endpoint does not count)", null, false],
+  ];
+  for (const [name, endpoints, calls] of gated) {
+    it(`in the cluster, ${name} → ${calls ? "calls the executor" : "waits saying the executor is unavailable, without calling it"}`, async () => {
+      executor.reset(answer("running", "from the executor"));
+      const r = await step({ kind: "http-request", properties: { url: "https://example.com" }, objects: inCluster(endpoints) });
+      if (calls) {
+        expect(executor.seen).to.have.length(1);
+        expect(last(r)).to.include({ phase: "running", message: "from the executor" });
+      } else {
+        expect(executor.seen).to.have.length(0);
+        expect(last(r)).to.include({ phase: "running", reason: "Wait", waiting: true, terminated: false, message: "step executor unavailable (no ready replica behind Service vela-system/step-executor); waiting" });
+      }
+    });
+  }
 });

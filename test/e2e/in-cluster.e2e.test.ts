@@ -6,7 +6,9 @@ import { expect } from "chai";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
-import { kubectl, vela } from "./harness.js";
+import { tempNamespace } from "../fixtures/kube.js";
+import { namespaceKey } from "../../server/auth.js";
+import { application, applyYaml, kubectl, vela, waitForApp } from "./harness.js";
 
 const exec = promisify(execFile);
 const IN_CLUSTER_URL = "http://step-executor.vela-system.svc:8080";
@@ -23,12 +25,13 @@ async function controlPlane(...args: string[]) {
 const json = async (...args: string[]) => JSON.parse(await kubectl([...args, "-o", "json"]));
 
 describe("e2e: the addon in the cluster (fake nodes)", function () {
+  const token = randomBytes(16).toString("hex");
   // A cold cache builds kube-scheduler and kwok first (scripts/test.sh builds them up front).
   this.timeout(900_000);
 
   before(async () => {
     await controlPlane("fake-nodes", "up");
-    const out = await vela("addon", "enable", "dist/step-executor", `token=${randomBytes(16).toString("hex")}`, "replicas=2", "-y");
+    const out = await vela("addon", "enable", "dist/step-executor", `token=${token}`, "replicas=2", "-y");
     expect(out).to.match(/enabled success/i);
   });
 
@@ -78,5 +81,36 @@ describe("e2e: the addon in the cluster (fake nodes)", function () {
     const slices = (await json("get", "endpointslices", "-n", "vela-system", "-l", "kubernetes.io/service-name=step-executor")).items as any[];
     const ready = slices.flatMap((s) => s.endpoints ?? []).filter((e: any) => e.conditions?.ready);
     expect(ready).to.have.length(2);
+  });
+  it("the readiness gate: with no ready replica a step about to start waits saying so, without calling; with ready replicas it calls", async () => {
+    const cm = await json("get", "configmap", "step-executor", "-n", "vela-system");
+    expect(cm.data.service).to.equal("vela-system/step-executor");
+    const ns = await tempNamespace("e2e-gate");
+    try {
+      // No executor process runs here (kwok plays the kubelet), so nothing writes the namespace's
+      // Secret: written as the executor would (server/namespace-keys.ts), naming the Service.
+      await applyYaml({
+        apiVersion: "v1", kind: "Secret", type: "Opaque",
+        metadata: { name: "step-executor", namespace: ns.name, annotations: { "step-executor.oam.dev/url": cm.data.url, "step-executor.oam.dev/service": cm.data.service } },
+        data: { key: Buffer.from(namespaceKey(token, ns.name)).toString("base64") },
+      });
+      await kubectl(["scale", "deployment/step-executor", "-n", "vela-system", "--replicas=0"]);
+      await kubectl(["wait", "--for=delete", "pod", "-l", "app.kubernetes.io/name=step-executor", "-n", "vela-system", "--timeout=120s"]);
+      const hook = { name: "hook", type: "http-request", properties: { url: "https://example.com/hook", method: "POST" } };
+      await applyYaml(application(ns.name, "gated", [hook]));
+      const unavailable = "step executor unavailable (no ready replica behind Service vela-system/step-executor); waiting";
+      const waiting = await waitForApp(ns.name, "gated", (s) => s.workflow?.steps?.find((x) => x.name === "hook")?.message === unavailable, 120_000);
+      expect(waiting.workflow!.steps!.find((x) => x.name === "hook")).to.include({ phase: "running" });
+      // Replicas back (Ready on the fake node): the gate opens and the definition calls the
+      // in-cluster URL, which this host cannot resolve — KubeVela's own call error proves the call.
+      await kubectl(["scale", "deployment/step-executor", "-n", "vela-system", "--replicas=2"]);
+      await kubectl(["wait", "--for=condition=Available", "deployment/step-executor", "-n", "vela-system", "--timeout=180s"]);
+      await kubectl(["annotate", "application", "gated", "-n", ns.name, "--overwrite", `e2e/poke=${Date.now()}`]);
+      await waitForApp(ns.name, "gated", (s) => /executor\.exchange\.call/.test(s.workflow?.steps?.find((x) => x.name === "hook")?.message ?? ""), 120_000);
+    } finally {
+      await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
+      await ns.delete();
+      await kubectl(["scale", "deployment/step-executor", "-n", "vela-system", "--replicas=2"]).catch(() => undefined);
+    }
   });
 });

@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { pino } from "pino";
 import { namespaceKey } from "../../server/auth.js";
 import { ApplicationWatch } from "../../server/application-watch.js";
-import { KEY_SECRET, NamespaceKeys, URL_ANNOTATION } from "../../server/namespace-keys.js";
+import { KEY_SECRET, NamespaceKeys, SERVICE_ANNOTATION, URL_ANNOTATION } from "../../server/namespace-keys.js";
 import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
 
 describe("namespace keys (real kube-apiserver)", function () {
@@ -27,11 +27,12 @@ describe("namespace keys (real kube-apiserver)", function () {
   after(async () => { await config.delete(); await tenant.delete(); });
 
   /** The Secret once `ok` holds for it (the executor writes asynchronously). */
-  async function secretWhen(ok: (s: { key: string; url: string | undefined }) => boolean) {
+  async function secretWhen(ok: (s: { key: string; url: string | undefined; service?: string }) => boolean) {
     const end = Date.now() + 20_000;
     for (;;) {
       const s = await kubeClients().core.readNamespacedSecret({ namespace: tenant.name, name: KEY_SECRET }).catch(() => undefined);
-      const seen = s && { key: Buffer.from(s.data?.key ?? "", "base64").toString(), url: s.metadata?.annotations?.[URL_ANNOTATION] };
+      const service = s?.metadata?.annotations?.[SERVICE_ANNOTATION];
+      const seen = s && { key: Buffer.from(s.data?.key ?? "", "base64").toString(), url: s.metadata?.annotations?.[URL_ANNOTATION], ...(service ? { service } : {}) };
       if (seen && ok(seen)) return seen;
       if (Date.now() > end) throw new Error(`the Secret did not reach the expected state; last: ${JSON.stringify(seen)}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -78,6 +79,12 @@ describe("namespace keys (real kube-apiserver)", function () {
       // The addon enabled again with another executorURL: every Secret follows.
       await applyObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: config.name }, data: { url: "http://127.0.0.1:2222" } } as never);
       await secretWhen((s) => s.url === "http://127.0.0.1:2222");
+      // In the cluster the addon names the executor's Service too (the definitions' readiness gate);
+      // back to an executorURL, the annotation goes.
+      await applyObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "step-executor", namespace: config.name }, data: { url: "http://step-executor.vela-system.svc:8080", service: "vela-system/step-executor" } } as never);
+      await secretWhen((s) => s.url === "http://step-executor.vela-system.svc:8080" && s.service === "vela-system/step-executor");
+      await kubeClients().core.replaceNamespacedConfigMap({ namespace: config.name, name: "step-executor", body: { metadata: { name: "step-executor", namespace: config.name }, data: { url: "http://127.0.0.1:2222" } } });
+      await secretWhen((s) => s.url === "http://127.0.0.1:2222" && s.service === undefined);
     } finally {
       await keys.stop();
     }
