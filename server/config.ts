@@ -71,7 +71,7 @@ export const configOptions = {
   "poll-interval": { type: "string", env: "STEP_EXECUTOR_POLL_INTERVAL", default: "1s", help: "how often a waiting step re-reads an object it cannot watch (past --max-object-watches, or list/watch not allowed)" },
   "max-object-watches": { type: "string", env: "STEP_EXECUTOR_MAX_OBJECT_WATCHES", default: "1000", help: "objects followed by a watch at once (one API server connection each, shared by the steps waiting on it); beyond it, waits poll" },
   "secret-wait": { type: "string", env: "STEP_EXECUTOR_SECRET_WAIT", default: "5m", help: "how long a step waits for a missing Secret" },
-  "first-answer-wait": { type: "string", env: "STEP_EXECUTOR_FIRST_ANSWER_WAIT", default: "1s", help: "how long the first poll waits for a quick result" },
+  "first-answer-wait": { type: "string", env: "STEP_EXECUTOR_FIRST_ANSWER_WAIT", default: "1s", help: "how long the first poll of a run waits for a quick result (a wait answers as soon as it has looked once)" },
   "shutdown-grace": { type: "string", env: "STEP_EXECUTOR_SHUTDOWN_GRACE", default: "20s", help: "how long shutdown waits for running steps" },
   "max-body": { type: "string", env: "STEP_EXECUTOR_MAX_BODY_BYTES", default: "1048576", help: "largest request body accepted" },
   "allow-link-local": { type: "boolean", env: "STEP_EXECUTOR_ALLOW_LINK_LOCAL", help: "allow outbound calls to link-local (metadata) addresses" },

@@ -100,6 +100,9 @@ class ActiveRun {
   pollsWaiting = 0;
   /** The step only reads (StepKind.pure). */
   pure = false;
+  /** Resolved at the step's first progress report: a wait has looked once and goes on waiting. */
+  readonly looked: Promise<void>;
+  private markLooked!: () => void;
   /** Why KubeVela ended the run's step on its own (RunEngine.cancel); the run ends failed with it. */
   cancelled: string | undefined;
   /** How the run ended here, for the observer; unset means another executor took it (lost). */
@@ -126,6 +129,7 @@ class ActiveRun {
     private readonly progressWriteMs: number,
   ) {
     this.message = record.message;
+    this.looked = new Promise((r) => (this.markLooked = r));
   }
 
   view(): RunView {
@@ -145,6 +149,7 @@ class ActiveRun {
   }
 
   progress(message: string) {
+    this.markLooked();
     if (message === this.message) return;
     this.message = message;
     if (this.progressTimer) return;
@@ -414,7 +419,9 @@ export class RunEngine {
       let timer: NodeJS.Timeout | undefined;
       active.pollsWaiting++;
       try {
-        await Promise.race([active.done, new Promise((r) => { timer = setTimeout(r, this.deps.firstAnswerWaitMs); })]);
+        // A wait answers once it has looked and goes on waiting: the poll holds one of KubeVela's
+        // reconcile workers, and a burst of starting waits must not hold them all for a second each.
+        await Promise.race([active.done, ...(active.pure ? [active.looked] : []), new Promise((r) => { timer = setTimeout(r, this.deps.firstAnswerWaitMs); })]);
       } finally {
         active.pollsWaiting--;
         clearTimeout(timer);

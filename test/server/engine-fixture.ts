@@ -24,12 +24,12 @@ export function secretsOnly(secrets: Record<string, Record<string, string>>): Ku
 let n = 0;
 export const newRun = (): RunIdentity => ({ namespace: "tenant", application: "app", step: "step", session: `s${++n}` });
 
-export function memoryEngine(options: { secrets?: Record<string, Record<string, string>>; tuning?: Partial<StepTuning>; kube?: KubeReader; verifyClaims?: boolean } = {}) {
+export function memoryEngine(options: { secrets?: Record<string, Record<string, string>>; tuning?: Partial<StepTuning>; kube?: KubeReader; verifyClaims?: boolean; firstAnswerWaitMs?: number; confirmSessions?: boolean } = {}) {
   const store = new MemoryRunStore();
   const http = createHttpClient({ allow: ["127.0.0.1"] }); // test targets are on loopback
   const engine = new RunEngine({
     store, kube: options.kube ?? secretsOnly(options.secrets ?? {}), http, log: pino({ level: "silent" }), verifyClaims: options.verifyClaims,
-    tuning: { pollIntervalMs: 50, secretWaitMs: 1_000, ...options.tuning }, firstAnswerWaitMs: 0,
+    tuning: { pollIntervalMs: 50, secretWaitMs: 1_000, ...options.tuning }, firstAnswerWaitMs: options.firstAnswerWaitMs ?? 0, confirmSessions: options.confirmSessions,
   });
   return {
     store,
