@@ -96,6 +96,18 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
       return waitForApp(a.name, name, failedOrDone, 180_000);
     }
 
+    it("the tenant may read its StepRuns (view/edit/admin aggregate step-executor:stepruns-view), never write them, nor read another tenant's", async () => {
+      // What lets a step evaluated as the tenant answer from its run's record (docs/runs.md §12),
+      // and what makes that record trustworthy: only executors write it.
+      const sa = `system:serviceaccount:${a.name}:tenant`;
+      const can = (verb: string, ns: string) => kubectl(["auth", "can-i", verb, "stepruns.step-executor.oam.dev", "-n", ns, "--as", sa]).then((o) => o.trim(), (e: Error) => (/: no$/.test(e.message.trim()) ? "no" : e.message));
+      expect(await can("get", a.name)).to.equal("yes");
+      expect(await can("list", a.name)).to.equal("yes");
+      for (const verb of ["create", "update", "patch", "delete"]) expect(await can(verb, a.name), verb).to.equal("no");
+      expect(await kubectl(["auth", "can-i", "update", "stepruns.step-executor.oam.dev", "--subresource", "status", "-n", a.name, "--as", sa]).catch((e: Error) => (/: no$/.test(e.message.trim()) ? "no" : e.message))).to.equal("no");
+      expect(await can("get", b.name)).to.equal("no");
+    });
+
     it("every step kind works for the tenant (http-request with a Secret header, read-object-and-wait, apply-and-wait, github-actions)", async () => {
       const s = await runSteps("all-kinds", [
         { name: "call", type: "http-request", properties: { url: `${target.url}/hook`, method: "POST", secretHeaders: { Authorization: { name: "hook", key: "token" } }, outputs: { ok: "response.body.ok" } } },
