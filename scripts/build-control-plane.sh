@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds etcd, kube-apiserver, kube-controller-manager, KubeVela's controller (vela-core) and
 # the vela CLI from their Go modules (no container runtime, no binary downloads here) — and, for
-# the in-cluster mode's fake nodes (`fake-nodes`), kube-scheduler and kwok — and
-# caches them under ~/.cache/step-executor/<component>-<version>/. A cache directory is
-# published by an atomic rename only after every binary in it built, so a half-built cache is
-# never mistaken for a good one.
+# the in-cluster mode's fake nodes (`fake-nodes`), kube-scheduler and kwok; on request
+# (`argocd`), Argo CD — and caches them under ~/.cache/step-executor/<component>-<version>/.
+# A cache directory is published by an atomic rename only after every binary in it built, so a
+# half-built cache is never mistaken for a good one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -148,6 +148,54 @@ GOMOD
   chmod -R u+w "$out"
 }
 
+# Argo CD (`argocd`, not part of `all`): one multi-call binary that dispatches on its name
+# (argv[0]), so the application controller, repo server and CLI are symlinks to it.
+build_argocd() {
+  # Argo CD's go.mod requires a newer Go than the local one; the proxy serves that toolchain.
+  export GOTOOLCHAIN=$ARGOCD_GO_TOOLCHAIN
+  local dir
+  dir=$(go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { log "argocd: could not download github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION"; return 1; }
+  cat > go.mod <<GOMOD
+module local/argocd-bin
+go 1.27.0
+require (
+	github.com/argoproj/argo-cd/v3 $ARGOCD_VERSION
+	github.com/argoproj/argo-cd/gitops-engine/v3 $ARGOCD_VERSION
+)
+tool github.com/argoproj/argo-cd/v3/cmd
+GOMOD
+  # Only the main module's replaces apply: copy Argo CD's, except its local ./gitops-engine
+  # (the released gitops-engine module at the same version, required above, stands in for it).
+  local line old new oldv newv reps=()
+  while read -r line; do
+    old=${line%%=>*} new=${line#*=>}
+    read -r old oldv <<<"$old"; read -r new newv <<<"$new"
+    [ -n "$newv" ] || continue # a local path
+    reps+=("-replace=$old${oldv:+@$oldv}=$new@$newv")
+  done < <(awk '/^replace \($/ {b=1; next} b && /^\)/ {b=0; next} b {print; next} /^replace / {sub(/^replace /, ""); print}' "$dir/go.mod" | sed 's|//.*||' | grep '=>')
+  [ ${#reps[@]} -eq 0 ] || go mod edit "${reps[@]}"
+  # Seed go.sum from Argo CD's own (its verified hashes for the same modules).
+  cp "$dir/go.sum" go.sum && chmod u+w go.sum
+  log "argocd: resolving modules"; go mod tidy
+  local p=github.com/argoproj/argo-cd/v3/common kubectl
+  kubectl=$(go list -m -f '{{if .Replace}}{{.Replace.Version}}{{else}}{{.Version}}{{end}}' k8s.io/client-go)
+  log "argocd: compiling (one binary, several minutes)"
+  # Stamped as Argo CD's Makefile stamps a release, but without the git commit, which the module
+  # proxy does not give (so `argocd version` says v3.6.2+unknown).
+  go build -trimpath -ldflags="-s -w -X $p.version=${ARGOCD_VERSION#v} -X $p.gitTag=$ARGOCD_VERSION -X $p.gitTreeState=clean -X $p.kubectlVersion=$kubectl" \
+    -o "$out/argocd-multicall" github.com/argoproj/argo-cd/v3/cmd
+  local name
+  for name in argocd argocd-application-controller argocd-repo-server; do ln -s argocd-multicall "$out/$name"; done
+  # The repo server runs these from PATH (GPG verification); the CRDs ship in the module (its
+  # crds/kustomization.yaml is left out: `kubectl apply -f crds/` would choke on it).
+  cp "$dir/hack/git-verify-wrapper.sh" "$dir/hack/gpg-wrapper.sh" "$out/"
+  mkdir -p "$out/crds"
+  cp "$dir"/manifests/crds/*-crd.yaml "$out/crds/"
+  chmod -R u+w "$out"
+  chmod +x "$out/git-verify-wrapper.sh" "$out/gpg-wrapper.sh" # the module cache drops the x bit
+}
+
 case "${1:-all}" in
   etcd) build_component etcd "$ETCD_VERSION" build_etcd ;;
   kubernetes) build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
@@ -155,9 +203,10 @@ case "${1:-all}" in
   fake-nodes)
     build_component kube-scheduler "$KUBERNETES_VERSION" build_kube_scheduler
     build_component kwok "$KWOK_VERSION" build_kwok ;;
+  argocd) build_component argocd "$ARGOCD_VERSION" build_argocd ;;
   all)
     build_component etcd "$ETCD_VERSION" build_etcd
     build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
     build_component kubevela "$KUBEVELA_VERSION" build_kubevela ;;
-  *) echo "usage: $0 [all|etcd|kubernetes|kubevela|fake-nodes]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|etcd|kubernetes|kubevela|fake-nodes|argocd]" >&2; exit 2 ;;
 esac
