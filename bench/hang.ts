@@ -23,6 +23,8 @@ export interface HangResult {
   burstStartedS?: number;
   /** Steps of the burst that failed or showed a call error. */
   burstFailures?: string[];
+  /** The same burst with KubeVela's built-in `suspend` step instead of ours: what the burst costs KubeVela by itself. */
+  controlMs?: number[];
 }
 
 const configComponent = (name: string) => [{
@@ -99,7 +101,15 @@ export async function hang(ctx: BenchContext): Promise<HangResult> {
       }
     }
     log(`hang: during a burst of ${burst} starting waits median ${median(burstMs).toFixed(0)} ms; all held after ${burstStartedS.toFixed(1)} s; ${burstFailures.length} failed steps`);
-    return { waiting, baselineMs, hungMs, failures, burst, burstMs, burstStartedS, burstFailures };
+
+    // The control: as many Applications at once whose step is KubeVela's own `suspend` (no addon).
+    const control = pool(Array.from({ length: burst }, (_, i) => i), 16, (i) => applyYaml(application(ns.name, `control-${i}`,
+      [{ name: "wait", type: "suspend", properties: {} }])));
+    const controlMs: number[] = [];
+    for (let i = 0; i < samples; i++) controlMs.push(await deploy());
+    await control;
+    log(`hang: during a burst of ${burst} built-in suspend steps median ${median(controlMs).toFixed(0)} ms`);
+    return { waiting, baselineMs, hungMs, failures, burst, burstMs, burstStartedS, burstFailures, controlMs };
   } finally {
     apps.close();
     await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=180s"]).catch(() => undefined);
@@ -120,7 +130,7 @@ export function hangMarkdown(r: HangResult): string {
     "",
     ...(r.burst && r.burstMs ? [
       "",
-      `A burst: ${r.burst} more Applications created at once (16 at a time), each starting a \`read-object-and-wait\` step (their first polls reach the executor), while the unrelated Application was deployed ${r.burstMs.length} times: median **${(median(r.burstMs) / 1000).toFixed(2)} s** (max ${(Math.max(...r.burstMs) / 1000).toFixed(2)} s) against ${(b / 1000).toFixed(2)} s before; every burst step was held by the executor ${r.burstStartedS!.toFixed(1)} s after the first was created; failed burst steps: ${r.burstFailures!.length === 0 ? "none" : r.burstFailures!.slice(0, 5).join("; ")}.`,
+      `A burst: ${r.burst} more Applications created at once (16 at a time), each starting a \`read-object-and-wait\` step (their first polls reach the executor), while the unrelated Application was deployed ${r.burstMs.length} times: median **${(median(r.burstMs) / 1000).toFixed(2)} s** (max ${(Math.max(...r.burstMs) / 1000).toFixed(2)} s) against ${(b / 1000).toFixed(2)} s before${r.controlMs?.length ? ` and **${(median(r.controlMs) / 1000).toFixed(2)} s** during the same burst of Applications whose step is KubeVela's built-in \`suspend\` (the burst's cost to KubeVela without the addon; ratio ${(median(r.burstMs) / median(r.controlMs)).toFixed(2)})` : ""}; every burst step was held by the executor ${r.burstStartedS!.toFixed(1)} s after the first was created; failed burst steps: ${r.burstFailures!.length === 0 ? "none" : r.burstFailures!.slice(0, 5).join("; ")}.`,
     ] : []),
     "",
     `Before the steps answered from their StepRuns (issue 15, 8 waiting Applications): **16.7 s** with the executor stopped against **0.1 s** healthy — each evaluation held one of KubeVela's 4 reconcile workers for the 10 s call timeout. Waiting steps' failures while stopped: ${r.failures.length === 0 ? "none" : r.failures.join("; ")}.`,
