@@ -277,6 +277,9 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   if (tlsPerCall) out.push("- The kube client's new TLS connection per request: the biggest single cost in the executor (CPU, latency, memory high-water) and a cost to the apiserver.");
   if (http10k) out.push(`- RSS: ${mib((http10kMem ?? http10k).rssIdleMiB)} MiB before any run; 10,000 concurrent in-flight calls take ${mib((http10kMem ?? http10k).rssLoadMiB)} MiB; the Deployment's 256 MiB limit is too small.`);
   if (obj10k && obj10k.startFailures > 0) out.push(`- Starting 10,000 object waits at once: ${obj10k.startFailures} did not start within ${obj10k.level.createBudgetS ?? 120} s (each start writes a StepRun).`);
+  if (hang?.burstMs?.length && hang.controlMs?.length && percentile(hang.burstMs, 50) > 2 * percentile(hang.controlMs, 50)) {
+    out.push(`- Starting steps are expensive for KubeVela: during a burst of ${hang.burst} starting \`read-object-and-wait\` steps an unrelated deploy took ${fmt(percentile(hang.burstMs, 50) / 1000)} s (median), against ${fmt(percentile(hang.controlMs, 50) / 1000)} s during the same burst of built-in \`suspend\` steps (section 6). A waiting step is evaluated on KubeVela's backoff (1 s for its first five polls), and each of our evaluations costs more than a built-in one; waiting steps answered from their StepRuns cost little (the control burst ran with all of ours waiting).`);
+  }
   if (Object.keys(errors).length) out.push(`- Benches that failed in this run: ${Object.keys(errors).join(", ")}.`);
   out.push("");
   return out.join("\n");

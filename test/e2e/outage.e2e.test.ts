@@ -14,6 +14,8 @@ import { application, applyYaml, kubectl, vela } from "./harness.js";
 
 /** Seconds the executor stays down (env OUTAGE_SECONDS; issue 15 asks for 10 minutes, CI runs 150 s: past KubeVela's ~52 s error-retry budget). */
 const OUTAGE_MS = Number(process.env.OUTAGE_SECONDS ?? "150") * 1000;
+/** Applications per waiting kind (env OUTAGE_APPS_PER_KIND; CI 5, i.e. 10 Applications). */
+const PER_KIND = Number(process.env.OUTAGE_APPS_PER_KIND ?? "5");
 
 async function waitFor<T>(what: string, f: () => Promise<T | false | undefined>, limitMs: number): Promise<T> {
   const end = Date.now() + limitMs;
@@ -59,11 +61,11 @@ describe("e2e: the executor down or hung while steps wait (issue 15)", function 
   function apps() {
     const effect = (app: string) => ({ name: "notify", type: "http-request", properties: { url: `${target.url}/effect?app=${app}`, method: "POST", body: { app }, retries: 0 } });
     const list: { name: string; steps: unknown[] }[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < PER_KIND; i++) {
       const name = `read-${i}`;
       list.push({ name, steps: [{ name: "wait", type: "read-object-and-wait", properties: { apiVersion: "v1", kind: "ConfigMap", name: `flag-${name}`, condition: "object.data.on == 'yes'", timeout: "30m" } }, effect(name)] });
     }
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < PER_KIND; i++) {
       const name = `apply-${i}`;
       list.push({ name, steps: [{ name: "wait", type: "apply-and-wait", properties: {
         value: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: `applied-${name}` }, data: { v: "1" } },
