@@ -110,7 +110,8 @@ describe("e2e: metrics and Events after real steps", function () {
     expect(num("step_executor_outbound_requests_total", `host_class="loopback",status="503"`)).to.equal(2);
     expect(num("step_executor_outbound_requests_total", `host_class="loopback",status="200"`)).to.equal(1);
     expect(num("step_executor_outbound_requests_total", `host_class="loopback",status="404"`)).to.equal(1);
-    expect(num("step_executor_polls_total", `kind="http-request",status="200",phase="succeeded"`)).to.be.at.least(1);
+    // The end of a run the executor held is usually read from its StepRun by the definition, not
+    // polled (docs/runs.md §12): a failed run's end may reach the executor through a poll or not.
     expect(num("step_executor_polls_total", `kind="http-request",status="200",phase="running"`)).to.be.at.least(1);
     expect(num("step_executor_poll_duration_seconds_count", `kind="read-object-and-wait"`)).to.be.at.least(1);
     expect(num("step_executor_events_total", `reason="StepRetrying",result="created"`)).to.equal(1);

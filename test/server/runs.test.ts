@@ -327,7 +327,12 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       const v = await pollToEnd("ended", b, run, parameter);
       expect(target.requests[0]!.headers.authorization).to.equal(secret);
       expect(v.outputs).to.include({ echoed: "[redacted]" });
-      const obj = JSON.stringify(await readStepRun(kc, run));
+      // The poll answers from memory as soon as the step ends; the StepRun's final write follows.
+      const stored = await until("the StepRun records the end", async () => {
+        const o = await readStepRun(kc, run) as { status?: { phase?: string } };
+        return o.status?.phase === "succeeded" && o;
+      });
+      const obj = JSON.stringify(stored);
       expect(obj).to.contain("[redacted]");
       expect(obj).not.to.contain(secret);
     });
