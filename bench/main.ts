@@ -11,7 +11,7 @@ import { runCelBench, type CelResult } from "./cel.js";
 import { controllerCost, controllerCostMarkdown, type CostResult } from "./controller-cost.js";
 import { hang, hangMarkdown, type HangResult } from "./hang.js";
 import { enableAddon, execText, velaCoreFlags } from "./lib/cluster.js";
-import { log, machine, versions } from "./lib/common.js";
+import { log, machine, median, versions } from "./lib/common.js";
 import type { BenchContext } from "./lib/context.js";
 import { compileExecutor, startExecutor } from "./lib/executor.js";
 import { freePort } from "./lib/target.js";
@@ -132,7 +132,7 @@ if (smoke) {
     o ? `overhead: http-request median ${o.main.stats["http-request"]!.median.toFixed(0)} ms vs request ${o.main.stats.request!.median.toFixed(0)} ms (ratio ${o.ratioMedian.toFixed(2)}; tiny N, not a result)` : "",
     results.reaction ? `reaction: ${results.reaction.samples.length} samples, ${results.reaction.failures.length} failures` : "",
     results.cost ? `controller cost: ${results.cost.phases.length} phases measured` : "",
-    results.hang ? `hang: unrelated Application median ${results.hang.baselineMs.length ? Math.round([...results.hang.baselineMs].sort((a, b) => a - b)[results.hang.baselineMs.length >> 1]!) : 0} ms healthy, ${Math.round([...results.hang.hungMs].sort((a, b) => a - b)[results.hang.hungMs.length >> 1]!)} ms with the executor stopped; ${results.hang.failures.length} failed waiting steps` : "",
+    results.hang ? `hang: unrelated Application median ${Math.round(median(results.hang.baselineMs))} ms healthy, ${Math.round(median(results.hang.hungMs))} ms with the executor stopped; ${results.hang.failures.length} failed waiting steps` : "",
     results.scale ? `scale: ${results.scale.levels.map((l) => `${l.level.mode} n=${l.level.n}: ${l.polls} polls, ${l.errors} errors`).join("; ")}` : "",
     results.cel ? `cel: /healthz p99 ${results.cel.hostile.p99.toFixed(1)} ms with hostile expressions in flight (idle ${results.cel.idle.p99.toFixed(1)} ms); ${results.cel.workerUs.toFixed(0)} µs per evaluation in a worker vs ${results.cel.inThreadUs.toFixed(0)} µs in-thread` : "",
     ...Object.entries(results.errors).map(([k, v]) => `FAILED ${k}: ${v.split("\n")[0]}`),

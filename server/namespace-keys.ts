@@ -25,6 +25,9 @@ interface Endpoint {
   service?: string;
 }
 const endpointKey = (e: Endpoint) => `${e.url}\n${e.service ?? ""}`;
+/** The ConfigMap's data as an Endpoint; undefined without a URL. */
+const endpointOf = (data: Record<string, string> | undefined): Endpoint | undefined =>
+  data?.url ? { url: data.url, service: data.service || undefined } : undefined;
 const MANAGED_BY = { "app.kubernetes.io/managed-by": "step-executor" };
 
 export interface NamespaceKeysOptions {
@@ -74,16 +77,16 @@ export class NamespaceKeys {
 
   private async ensureAll(apps: WatchedApplication[], fresh: boolean): Promise<void> {
     if (this.stopped.signal.aborted) return;
-    let url: Endpoint;
+    let endpoint: Endpoint;
     try {
-      url = await this.endpoint();
+      endpoint = await this.endpoint();
     } catch (err) {
       // No URL yet (the addon is not enabled): the ConfigMap's watch lists again once it is.
       this.log.warn({ err: describeError(err) }, "cannot write the namespaces' step-executor Secrets yet");
       return;
     }
     if (fresh) this.current.clear();
-    for (const app of apps) await this.ensureOrLog(app.metadata?.namespace, url);
+    for (const app of apps) await this.ensureOrLog(app.metadata?.namespace, endpoint);
   }
 
   /**
@@ -101,8 +104,8 @@ export class NamespaceKeys {
         const done = () => { stop.removeEventListener("abort", onStop); resolve(); };
         const query = { fieldSelector: `metadata.name=${this.o.configName}`, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
         new Watch(this.kc).watch(path, query, (type, cm: { data?: Record<string, string> }) => {
-          const url = cm.data?.url;
-          const key = url && endpointKey({ url, service: cm.data?.service });
+          const e = endpointOf(cm.data);
+          const key = e && endpointKey(e);
           if ((type === "ADDED" || type === "MODIFIED") && key && key !== this.known) {
             this.known = key;
             this.applications.resync();
@@ -115,17 +118,16 @@ export class NamespaceKeys {
 
   private async endpoint(): Promise<Endpoint> {
     const cm = await this.core.readNamespacedConfigMap({ namespace: this.o.configNamespace, name: this.o.configName });
-    const url = cm.data?.url;
-    if (!url) throw new Error(`ConfigMap ${this.o.configNamespace}/${this.o.configName} has no data.url (enable the step-executor addon)`);
-    const e = { url, service: cm.data?.service || undefined };
+    const e = endpointOf(cm.data);
+    if (!e) throw new Error(`ConfigMap ${this.o.configNamespace}/${this.o.configName} has no data.url (enable the step-executor addon)`);
     this.known = endpointKey(e);
     return e;
   }
 
   /** One namespace that cannot take its Secret (being deleted, a quota, a webhook) must not hold up the others. */
-  private async ensureOrLog(namespace: string | undefined, url: Endpoint): Promise<void> {
+  private async ensureOrLog(namespace: string | undefined, endpoint: Endpoint): Promise<void> {
     try {
-      await this.ensure(namespace, url);
+      await this.ensure(namespace, endpoint);
     } catch (err) {
       if (this.stopped.signal.aborted) return;
       this.log.warn({ err: describeError(err), namespace }, "cannot write the namespace's step-executor Secret; the next resync tries again");
@@ -133,11 +135,11 @@ export class NamespaceKeys {
   }
 
   /** Writes the namespace's Secret unless it is current. */
-  private async ensure(namespace: string | undefined, url: Endpoint): Promise<void> {
-    if (!namespace || this.current.get(namespace) === endpointKey(url)) return;
+  private async ensure(namespace: string | undefined, endpoint: Endpoint): Promise<void> {
+    if (!namespace || this.current.get(namespace) === endpointKey(endpoint)) return;
     const key = namespaceKey(this.o.tokens[0]!, namespace);
-    const annotations: Record<string, string> = { [URL_ANNOTATION]: url.url };
-    if (url.service) annotations[SERVICE_ANNOTATION] = url.service;
+    const annotations: Record<string, string> = { [URL_ANNOTATION]: endpoint.url };
+    if (endpoint.service) annotations[SERVICE_ANNOTATION] = endpoint.service;
     const desired: V1Secret = {
       metadata: { name: KEY_SECRET, namespace, labels: MANAGED_BY, annotations },
       type: "Opaque",
@@ -160,8 +162,8 @@ export class NamespaceKeys {
       }
       // No wake-up of the Application: its step waits on KubeVela's backoff, whose first rounds come
       // within seconds, and a write to the Application during its first reconcile could drop a session.
-    } else if (existing.data?.key !== desired.data!.key || existing.metadata?.annotations?.[URL_ANNOTATION] !== url.url
-      || existing.metadata?.annotations?.[SERVICE_ANNOTATION] !== url.service) {
+    } else if (existing.data?.key !== desired.data!.key || existing.metadata?.annotations?.[URL_ANNOTATION] !== endpoint.url
+      || existing.metadata?.annotations?.[SERVICE_ANNOTATION] !== endpoint.service) {
       await this.core.replaceNamespacedSecret({
         namespace, name: KEY_SECRET,
         body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } },
@@ -169,6 +171,6 @@ export class NamespaceKeys {
       this.written++;
       this.log.info({ namespace }, "updated the namespace's step-executor Secret (new token or URL)");
     }
-    this.current.set(namespace, endpointKey(url));
+    this.current.set(namespace, endpointKey(endpoint));
   }
 }
