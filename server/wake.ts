@@ -4,13 +4,18 @@
 // does not restart and the spec does not change (docs/runs.md, verified in
 // test/e2e/runs.e2e.test.ts). KubeVela copies Application annotations onto the resources it
 // renders, so the first wake also lists the wake annotation in `filter.oam.dev/annotation-keys`
-// when the Application has no such filter of its own.
+// when the Application has no such filter of its own. What was checked is remembered per
+// Application *object* (its uid, sent with each patch: a re-created Application refuses the patch
+// and is checked again) and only while the patch answers still show a filter (one removed, e.g.
+// in Git, is checked again on the next wake).
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeError } from "./errors.js";
 
 export const WAKE_ANNOTATION = "step-executor.oam.dev/wake";
 export const FILTER_ANNOTATION = "filter.oam.dev/annotation-keys";
+/** The field manager of the wake patch (managedFields, `kubectl get --show-managed-fields`). */
+export const FIELD_MANAGER = "step-executor";
 
 export interface Waker {
   /** Asks KubeVela to reconcile the Application now; never throws, never waits. */
@@ -22,14 +27,14 @@ export interface Waker {
 export const noWake: Waker = { wake() {}, idle: async () => undefined };
 
 interface AppMeta {
-  metadata?: { annotations?: Record<string, string>; resourceVersion?: string };
+  metadata?: { annotations?: Record<string, string>; resourceVersion?: string; uid?: string };
 }
 
 /** Patches `step-executor.oam.dev/wake` on the Application; wakes of one Application coalesce. */
 export class ApplicationWaker implements Waker {
   private readonly api: CustomObjectsApi;
-  /** Applications whose filter annotation was checked. */
-  private readonly filtered = new Set<string>();
+  /** Applications whose filter annotation was checked: the uid of the object checked. */
+  private readonly filtered = new Map<string, string>();
   /** Per Application: a wake under way, and whether another one was asked for meanwhile. */
   private readonly inFlight = new Map<string, { again: boolean; done: Promise<void> }>();
   /** When each Application was last patched. */
@@ -74,10 +79,12 @@ export class ApplicationWaker implements Waker {
   private async patch(namespace: string, name: string, reason: string, conflicts = 0): Promise<void> {
     const key = `${namespace}/${name}`;
     const annotations: Record<string, string> = { [WAKE_ANNOTATION]: new Date(this.now()).toISOString() };
-    const metadata: { annotations: Record<string, string>; resourceVersion?: string } = { annotations };
+    const metadata: { annotations: Record<string, string>; resourceVersion?: string; uid?: string } = { annotations };
     try {
-      if (!this.filtered.has(key)) {
+      let uid = this.filtered.get(key);
+      if (uid === undefined) {
         const app = (await this.api.getNamespacedCustomObject({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name })) as AppMeta;
+        uid = app.metadata?.uid;
         const filter = app.metadata?.annotations?.[FILTER_ANNOTATION];
         if (filter === undefined) {
           // No filter of its own: keep the wake annotation off the rendered resources. The
@@ -88,19 +95,24 @@ export class ApplicationWaker implements Waker {
           this.log.info({ application: key }, `the Application has its own ${FILTER_ANNOTATION}; add ${WAKE_ANNOTATION} to it to keep the wake annotation off its resources`);
         }
       }
-      await this.api.patchNamespacedCustomObject(
-        { group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name, body: { metadata } },
+      // The uid makes the API server refuse the patch (422, uid immutable) if the Application was
+      // deleted and re-created since it was checked.
+      if (uid) metadata.uid = uid;
+      const patched = (await this.api.patchNamespacedCustomObject(
+        { group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name, body: { metadata }, fieldManager: FIELD_MANAGER },
         setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      );
+      )) as AppMeta;
       if (this.filtered.size > 10_000) this.filtered.clear();
-      this.filtered.add(key);
+      if (uid && patched.metadata?.annotations?.[FILTER_ANNOTATION] !== undefined) this.filtered.set(key, uid);
+      else this.filtered.delete(key); // the filter is gone (removed in Git?): check on the next wake
       this.sent++;
       this.log.debug({ application: key, reason }, "woke the Application");
     } catch (err) {
       const code = (err as { code?: number }).code;
       if (code === 404) return; // the Application is gone: nothing to wake
-      if (code === 409 && conflicts < 3) {
-        this.filtered.delete(key); // changed meanwhile: check the filter again
+      // 409: changed meanwhile; 422: "metadata.uid: field is immutable", re-created since checked
+      if ((code === 409 || code === 422) && conflicts < 3) {
+        this.filtered.delete(key); // check the filter (and the uid) again
         return this.patch(namespace, name, reason, conflicts + 1);
       }
       this.log.warn({ application: key, err: describeError(err) }, "could not wake the Application; KubeVela polls it on its own backoff");

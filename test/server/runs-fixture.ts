@@ -34,7 +34,7 @@ export async function createApplication(namespace: string, name: string, annotat
 export async function readApplication(namespace: string, name: string) {
   const { objects } = kubeClients();
   return (await objects.read({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name, namespace } })) as {
-    metadata: { annotations?: Record<string, string>; generation?: number };
+    metadata: { annotations?: Record<string, string>; generation?: number; managedFields?: { manager?: string; fieldsV1?: unknown }[] };
   };
 }
 

@@ -9,7 +9,7 @@ import { loadConfig } from "../../server/config.js";
 import { KubeRunStore, PHASE_LABEL, ReplicaLeases, leaseName } from "../../server/kube-run-store.js";
 import { MemoryRunStore, recordsToPrune, retentionDefaults, runKey } from "../../server/runs.js";
 import { ApplicationSessionProbe, holdsSession } from "../../server/session-probe.js";
-import { ApplicationWaker, FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/wake.js";
+import { ApplicationWaker, FIELD_MANAGER, FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/wake.js";
 import { httpRequest } from "../../steps/http-request.js";
 import { readObjectAndWait } from "../../steps/read-object-and-wait.js";
 import type { RunIdentity } from "../../steps/types.js";
@@ -399,6 +399,31 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       expect(after.metadata.annotations?.[FILTER_ANNOTATION]).to.equal("team.example.com/owner");
       expect(after.metadata.annotations?.[WAKE_ANNOTATION]).to.be.a("string");
       expect(waker.sent).to.be.within(1, 2);
+    });
+
+    it("checks the filter again when it was removed and when the Application was re-created; patches as field manager step-executor", async () => {
+      const { objects } = kubeClients();
+      const ref = { apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "wake-c", namespace: ns.name } };
+      const filterOf = async () => (await readApplication(ns.name, "wake-c")).metadata.annotations?.[FILTER_ANNOTATION];
+      const wake = async () => { waker.wake(ns.name, "wake-c", "test"); await waker.idle(); };
+      const waker = new ApplicationWaker(kc, log, 0);
+      await createApplication(ns.name, "wake-c");
+      await wake();
+      expect(await filterOf()).to.equal(WAKE_ANNOTATION);
+      const managers = (await readApplication(ns.name, "wake-c")).metadata.managedFields?.map((m) => m.manager);
+      expect(managers).to.include(FIELD_MANAGER);
+      // removed (e.g. by a Git sync): the next wake sees it gone, the one after adds it back
+      await objects.patch({ ...ref, metadata: { ...ref.metadata, annotations: { [FILTER_ANNOTATION]: null } } } as never, undefined, undefined, undefined, undefined, "application/merge-patch+json" as never);
+      expect(await filterOf()).to.equal(undefined);
+      await wake();
+      await wake();
+      expect(await filterOf()).to.equal(WAKE_ANNOTATION);
+      // deleted and re-created without the filter: the remembered uid no longer matches
+      await objects.delete(ref as never);
+      await until("the Application to be gone", async () => (await readApplication(ns.name, "wake-c").then(() => false, () => true)));
+      await createApplication(ns.name, "wake-c");
+      await wake();
+      expect(await filterOf()).to.equal(WAKE_ANNOTATION);
     });
   });
 
