@@ -69,7 +69,7 @@ export async function hang(ctx: BenchContext): Promise<HangResult> {
     process.kill(ctx.executor.pid, "SIGSTOP");
     const hungMs: number[] = [];
     try {
-      await pool(Array.from({ length: waiting }, (_, i) => i), 8, (i) => kubectl(["annotate", "application", `wait-${i}`, "-n", ns.name, "--overwrite", `bench/poke=${Date.now()}`]));
+      await pool(Array.from({ length: waiting }, (_, i) => i), 8, (i) => kubectl(["annotate", "applications.core.oam.dev", `wait-${i}`, "-n", ns.name, "--overwrite", `bench/poke=${Date.now()}`]));
       for (let i = 0; i < samples; i++) hungMs.push(await deploy());
       for (let i = 0; i < waiting; i++) {
         const a = apps.latest(`wait-${i}`) as AppObject | undefined;

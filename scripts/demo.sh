@@ -45,11 +45,11 @@ vela addon enable dist/step-executor "executorURL=http://127.0.0.1:$EXECUTOR_POR
 
 kubectl create secret generic cdn-credentials -n default --from-literal=authorization="Bearer $CDN_TOKEN" \
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl delete application demo -n default --ignore-not-found --wait=true >/dev/null
+kubectl delete applications.core.oam.dev demo -n default --ignore-not-found --wait=true >/dev/null
 sed "s#\${DEMO_TARGET}#http://127.0.0.1:$TARGET_PORT#g" examples/demo-app.yaml | kubectl apply -f - >/dev/null
 log "applied the demo Application; waiting for its workflow"
 for _ in $(seq 1 240); do
-  phase=$(kubectl get application demo -n default -o jsonpath='{.status.status}' 2>/dev/null || true)
+  phase=$(kubectl get applications.core.oam.dev demo -n default -o jsonpath='{.status.status}' 2>/dev/null || true)
   case "$phase" in running|workflowFailed|workflowTerminated|unhealthy) break ;; esac
   sleep 0.5
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Records real KubeVela Application objects (`kubectl get application -o yaml`, managedFields
+# Records real KubeVela Application objects (`kubectl get applications.core.oam.dev -o yaml`, managedFields
 # stripped) in the states the ArgoCD health check argocd/health.lua must map, into
 # argocd/testdata/. test/argocd/ runs the script on them against argocd/health_test.yaml.
 #
@@ -56,10 +56,10 @@ apply_app() {
 # wait_app NAME 'JQ' [TIMEOUT]: waits until the jq predicate holds for the Application's JSON.
 wait_app() {
   local name=$1 pred=$2 timeout=${3:-60} start=$SECONDS
-  until kubectl -n "$NS" get application "$name" -o json 2> /dev/null | jq -e "$pred" > /dev/null 2>&1; do
+  until kubectl -n "$NS" get applications.core.oam.dev "$name" -o json 2> /dev/null | jq -e "$pred" > /dev/null 2>&1; do
     if ((SECONDS - start >= timeout)); then
       log "timeout after ${timeout}s waiting for $name: $pred; its status:"
-      kubectl -n "$NS" get application "$name" -o json | jq '.status | del(.conditions)' >&2 || true
+      kubectl -n "$NS" get applications.core.oam.dev "$name" -o json | jq '.status | del(.conditions)' >&2 || true
       return 1
     fi
     sleep 0.5
@@ -70,13 +70,13 @@ wait_app() {
 record() {
   local name=$1 file=$2 desc=$3 yaml
   # (kubectl leaves out metadata.managedFields unless --show-managed-fields)
-  yaml=$(kubectl -n "$NS" get application "$name" -o yaml --show-managed-fields=false)
+  yaml=$(kubectl -n "$NS" get applications.core.oam.dev "$name" -o yaml --show-managed-fields=false)
   {
     printf '# %s\n' "$desc"
     printf '# Recorded by scripts/record-argocd-statuses.sh (case %s) from KubeVela %s.\n' "$CURRENT_CASE" "$VELA_VERSION"
     printf '%s\n' "$yaml"
   } > "$OUT/$file"
-  log "  $file: $(kubectl -n "$NS" get application "$name" -o jsonpath='{.status.status} / {.status.workflow.status}')"
+  log "  $file: $(kubectl -n "$NS" get applications.core.oam.dev "$name" -o jsonpath='{.status.status} / {.status.workflow.status}')"
 }
 
 # A ConfigMap component (k8s-objects): healthy as soon as it is applied.
@@ -97,7 +97,7 @@ EOF
 # it skip them, and our own finalizer), so that they and their namespace can be deleted.
 release() {
   local app rest
-  for app in $(kubectl -n "$NS" get applications -o name 2> /dev/null); do
+  for app in $(kubectl -n "$NS" get applications.core.oam.dev -o name 2> /dev/null); do
     kubectl -n "$NS" annotate "$app" app.oam.dev/controller-version-require- > /dev/null 2>&1 || true
     rest=$(kubectl -n "$NS" get "$app" -o json 2> /dev/null | jq -c --arg hold "$HOLD" \
       'if (.metadata.finalizers // []) | index($hold) then .metadata.finalizers - [$hold] else empty end') || continue
@@ -362,9 +362,9 @@ $(configmap_component generation-not-observed)
     - {name: deploy, type: deploy}
 EOF
   wait_app generation-not-observed '.status.status == "running" and .status.workflow.finished == true'
-  kubectl -n "$NS" annotate application generation-not-observed app.oam.dev/controller-version-require=not-this-controller > /dev/null
+  kubectl -n "$NS" annotate applications.core.oam.dev generation-not-observed app.oam.dev/controller-version-require=not-this-controller > /dev/null
   sleep 1
-  kubectl -n "$NS" patch application generation-not-observed --type=json \
+  kubectl -n "$NS" patch applications.core.oam.dev generation-not-observed --type=json \
     -p '[{"op": "replace", "path": "/spec/components/0/properties/objects/0/data/greeting", "value": "bonjour"}]' > /dev/null
   sleep 3
   wait_app generation-not-observed '.metadata.generation == 2 and .status.observedGeneration == 1' 1
@@ -398,7 +398,7 @@ $(webservice_component unhealthy)
 EOF
   wait_app unhealthy '.status.status == "running" and .status.workflow.finished == true'
   kubectl -n "$NS" scale deployment unhealthy-web --replicas=1 > /dev/null
-  kubectl -n "$NS" annotate application unhealthy --overwrite record.step-executor.dev/poke="$(date +%s)" > /dev/null
+  kubectl -n "$NS" annotate applications.core.oam.dev unhealthy --overwrite record.step-executor.dev/poke="$(date +%s)" > /dev/null
   wait_app unhealthy '.status.status == "unhealthy"'
   record unhealthy unhealthy.yaml 'The workflow succeeded, then the webservice became unhealthy (scaled to 1, never ready): phase unhealthy.'
 }
@@ -433,7 +433,7 @@ spec:
 $(configmap_component deleting)
 EOF
   wait_app deleting '.status.status == "running"'
-  kubectl -n "$NS" delete application deleting --wait=false > /dev/null
+  kubectl -n "$NS" delete applications.core.oam.dev deleting --wait=false > /dev/null
   wait_app deleting '.metadata.deletionTimestamp != null and (.metadata.finalizers | length) == 1'
   sleep 2
   record deleting deleting.yaml 'Deleted while a foreign finalizer holds it: metadata.deletionTimestamp set.'

@@ -40,7 +40,7 @@ describe("e2e: the addon in the cluster (fake nodes)", function () {
       await vela("addon", "disable", "step-executor", "-f", "-y");
       // `vela addon disable` returns before KubeVela has deleted the addon's Application and what it
       // applied; a suite enabling the addon meanwhile would see its definitions deleted under it.
-      await kubectl(["wait", "--for=delete", "deployment/step-executor", "application/addon-step-executor",
+      await kubectl(["wait", "--for=delete", "deployment/step-executor", "applications.core.oam.dev/addon-step-executor",
         "workflowstepdefinition/http-request", "-n", "vela-system", "--timeout=120s"]).catch(() => undefined);
     } finally {
       await controlPlane("fake-nodes", "down");
@@ -105,7 +105,7 @@ describe("e2e: the addon in the cluster (fake nodes)", function () {
       // in-cluster URL, which this host cannot resolve — KubeVela's own call error proves the call.
       await kubectl(["scale", "deployment/step-executor", "-n", "vela-system", "--replicas=2"]);
       await kubectl(["wait", "--for=condition=Available", "deployment/step-executor", "-n", "vela-system", "--timeout=180s"]);
-      await kubectl(["annotate", "application", "gated", "-n", ns.name, "--overwrite", `e2e/poke=${Date.now()}`]);
+      await kubectl(["annotate", "applications.core.oam.dev", "gated", "-n", ns.name, "--overwrite", `e2e/poke=${Date.now()}`]);
       await waitForApp(ns.name, "gated", (s) => /executor\.exchange\.call/.test(s.workflow?.steps?.find((x) => x.name === "hook")?.message ?? ""), 120_000);
     } finally {
       await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);

@@ -76,7 +76,7 @@ describe("e2e: KubeVela ending a step ends its run", function () {
   it("the Application deleted: the run stops (its StepRun goes with it) and the executor logs why", async () => {
     await applyYaml(application(ns.name, "deleted", [neverReady()]));
     await waitRun("deleted", (x) => x.phase === "running", 60_000);
-    await kubectl(["delete", "application", "deleted", "-n", ns.name, "--wait=false"]);
+    await kubectl(["delete", "applications.core.oam.dev", "deleted", "-n", ns.name, "--wait=false"]);
     const end = Date.now() + 10_000;
     while (!/run cancelled: KubeVela ended its step[^\n]*deleted|"why":"the Application (was|is being) deleted"/.test(executor.logs())) {
       if (Date.now() > end) throw new Error(`the executor did not cancel the run of the deleted Application:\n${executor.logs().slice(-3000)}`);

@@ -63,7 +63,7 @@ describe("e2e: metrics and Events after real steps", function () {
   }
 
   it("Events on the Application: each step's start and end, its retries aggregated into one Event, no Secret value", async () => {
-    const uid = JSON.parse(await kubectl(["get", "application", "ops-ok", "-n", ns.name, "-o", "json"])).metadata.uid;
+    const uid = JSON.parse(await kubectl(["get", "applications.core.oam.dev", "ops-ok", "-n", ns.name, "-o", "json"])).metadata.uid;
     const list = await eventsOf("ops-ok", (l) => l.length >= 5 && l.some((e) => e.reason === "StepRetrying" && e.count >= 2));
     // (Counts of start and end may exceed 1 when KubeVela drops a session of the wait: the
     // repeat is aggregated into the same Event, docs/runs.md §3.)

@@ -109,7 +109,7 @@ describe("e2e: the executor down or hung while steps wait (issue 15)", function 
         for (const a of list) {
           if (a.name.startsWith("read-")) await kubeClients().core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: `flag-${a.name}` }, data: { on: "yes" } } });
           else await kubectl(["label", "configmap", `applied-${a.name}`, "-n", ns, "ready=yes"]);
-          await kubectl(["annotate", "application", a.name, "-n", ns, "--overwrite", `e2e/poke=${Date.now()}`]);
+          await kubectl(["annotate", "applications.core.oam.dev", a.name, "-n", ns, "--overwrite", `e2e/poke=${Date.now()}`]);
         }
       }
       await sleep(2_000);
@@ -175,7 +175,7 @@ describe("e2e: the executor down or hung while steps wait (issue 15)", function 
     const hung: number[] = [];
     try {
       // Every waiting Application is written: each reconcile evaluates its waiting step now.
-      for (let i = 0; i < waiting; i++) await kubectl(["annotate", "application", `hung-${i}`, "-n", ns, "--overwrite", `e2e/poke=${Date.now()}`]);
+      for (let i = 0; i < waiting; i++) await kubectl(["annotate", "applications.core.oam.dev", `hung-${i}`, "-n", ns, "--overwrite", `e2e/poke=${Date.now()}`]);
       for (let i = 0; i < samples; i++) hung.push(await deploy());
       for (let i = 0; i < waiting; i++) expect(badSteps(await readApp(ns, `hung-${i}`)), `hung-${i}`).to.deep.equal([]);
     } finally {

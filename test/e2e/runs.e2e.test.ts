@@ -100,7 +100,7 @@ describe("e2e: run records across executor replicas, crashes, controller restart
     cluster.balancer.hold(app, 2_000); // KubeVela stays in the reconcile that first runs `call`...
     await applyYaml(twoComponentApp(cluster.ns, app, [{ name: "call", type: "http-request", properties: { url: `${target.url}/effect`, method: "POST", body: { app } } }]));
     await waitFor("the first poll", async () => (await stepRunsOf(cluster.ns, app)).length === 1);
-    await kubectl(["annotate", "application", app, "-n", cluster.ns, "e2e/poke=1"]); // ...while this write lands
+    await kubectl(["annotate", "applications.core.oam.dev", app, "-n", cluster.ns, "e2e/poke=1"]); // ...while this write lands
     let s: AppState | undefined;
     await waitFor("the workflow to finish", async () => workflowEnded(s = await readApp(cluster.ns, app)));
     expect(s!.status?.status, JSON.stringify(s!.status?.workflow)).to.equal("running");
@@ -167,7 +167,7 @@ describe("e2e: run records across executor replicas, crashes, controller restart
     const apps = (await kubectl(["get", "applications", "-n", cluster.ns, "-o", "jsonpath={.items[*].metadata.name}"])).split(/\s+/).filter(Boolean);
     const app = apps.find((a) => a.startsWith("soak-"))!;
     expect((await stepRunsOf(cluster.ns, app)).length).to.equal(1);
-    await kubectl(["delete", "application", app, "-n", cluster.ns, "--wait=true", "--timeout=120s"]);
+    await kubectl(["delete", "applications.core.oam.dev", app, "-n", cluster.ns, "--wait=true", "--timeout=120s"]);
     await waitFor("the StepRuns to be garbage-collected", async () => (await stepRunsOf(cluster.ns, app)).length === 0, 90_000);
   });
 });

@@ -90,7 +90,7 @@ describe("e2e: the addon on the real KubeVela controller", function () {
     // The 401's body echoes the header: a step with secretHeaders does not quote it (--body-excerpt-with-secrets).
     expect(step(s, "purge").message).to.contain("(response body withheld: the request carried secretHeaders;");
     const everything = [
-      await kubectl(["get", "application", name, "-n", ns.name, "-o", "json"]),
+      await kubectl(["get", "applications.core.oam.dev", name, "-n", ns.name, "-o", "json"]),
       await kubectl(["get", "events", "-n", ns.name, "-o", "json"]),
       await kubectl(["get", "configmaps", "-n", ns.name, "-o", "json"]),
       await vela("status", name, "-n", ns.name),
@@ -118,7 +118,7 @@ describe("e2e: the addon on the real KubeVela controller", function () {
       const r = await waitForApp(ns.name, read, (x) => step0(x, "read-b")?.phase === "failed" && finished(x));
       expect(step(r, "read-b").message).to.match(/not the Application's namespace|steps do not read Secrets/);
       const everything = [
-        await kubectl(["get", "application", name, read, "-n", ns.name, "-o", "json"]),
+        await kubectl(["get", "applications.core.oam.dev", name, read, "-n", ns.name, "-o", "json"]),
         await kubectl(["get", "events", "-n", ns.name, "-o", "json"]),
         await vela("status", name, "-n", ns.name),
         executor.logs(),
@@ -171,7 +171,7 @@ describe("e2e: the addon on the real KubeVela controller", function () {
     const { core } = kubeClients();
     const cm = await core.readNamespacedConfigMap({ name: "post-deploy", namespace: ns.name });
     expect(cm.data).to.deep.equal({ phase: "done" });
-    await kubectl(["delete", "application", name, "-n", ns.name, "--wait=true", "--timeout=120s"]);
+    await kubectl(["delete", "applications.core.oam.dev", name, "-n", ns.name, "--wait=true", "--timeout=120s"]);
     const end = Date.now() + 60_000;
     for (;;) {
       const gone = await core.readNamespacedConfigMap({ name: "post-deploy", namespace: ns.name }).then(() => false, () => true);
@@ -200,7 +200,7 @@ describe("e2e: the addon on the real KubeVela controller", function () {
     await waitForApp(ns.name, name, finished);
     // Re-reconciles without a restart (an annotation patch triggers one at once) must not repeat it.
     for (let i = 0; i < 3; i++) {
-      await kubectl(["annotate", "application", name, "-n", ns.name, `e2e/poke=${i}`, "--overwrite"]);
+      await kubectl(["annotate", "applications.core.oam.dev", name, "-n", ns.name, `e2e/poke=${i}`, "--overwrite"]);
       await new Promise((r) => setTimeout(r, 1000));
     }
     expect(count()).to.equal(1);

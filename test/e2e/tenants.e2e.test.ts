@@ -83,7 +83,7 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
 
     /** Tenant B's Secret must appear in none of: the Application's status, its workflow context, the executor's logs. */
     async function expectNoMarker(app: string) {
-      const json = await kubectl(["get", "application", app, "-n", a.name, "-o", "json"]);
+      const json = await kubectl(["get", "applications.core.oam.dev", app, "-n", a.name, "-o", "json"]);
       const contexts = await kubectl(["get", "configmaps", "-n", a.name, "-o", "json"]);
       for (const text of [json, contexts, executor.logs()]) {
         expect(text).not.to.contain(marker);
@@ -190,7 +190,7 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
       const runs = await kubectl(["get", "stepruns", "-n", a.name, "-l", "step-executor.oam.dev/application=echo", "-o", "json"]);
       expect(runs).to.match(/"part":\s*"\[redacte"/);
       // The status (the spec holds the tenant's own guess, 'tenant-a-hook'), the workflow context, the run records, the logs.
-      const texts = [await kubectl(["get", "application", "echo", "-n", a.name, "-o", "jsonpath={.status}"]), await kubectl(["get", "configmaps,stepruns", "-n", a.name, "-o", "json"]), executor.logs()];
+      const texts = [await kubectl(["get", "applications.core.oam.dev", "echo", "-n", a.name, "-o", "jsonpath={.status}"]), await kubectl(["get", "configmaps,stepruns", "-n", a.name, "-o", "json"]), executor.logs()];
       for (const text of texts) {
         for (const form of [hookToken, hookToken.slice(0, 12), hookToken.toUpperCase(), Buffer.from(hookToken).toString("base64").slice(0, 16), hookToken.split("").join('","')]) {
           expect(text, form).not.to.contain(form);
