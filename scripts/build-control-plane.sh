@@ -196,6 +196,47 @@ GOMOD
   chmod +x "$out/git-verify-wrapper.sh" "$out/gpg-wrapper.sh" # the module cache drops the x bit
 }
 
+# miniredis (`argocd`): the Redis Argo CD caches in, an in-memory Go implementation (an Argo CD
+# dependency itself), so the tests need no Redis package. Built with the local Go.
+build_miniredis() {
+  export GOTOOLCHAIN=local
+  cat > go.mod <<GOMOD
+module local/miniredis-bin
+go 1.22
+require github.com/alicebob/miniredis/v2 $MINIREDIS_VERSION
+GOMOD
+  cat > main.go <<'GO'
+// miniredis on a fixed address until SIGTERM/SIGINT.
+package main
+
+import (
+	"flag"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alicebob/miniredis/v2"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:6379", "listen address")
+	flag.Parse()
+	m := miniredis.NewMiniRedis()
+	if err := m.StartAddr(*addr); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("miniredis listening on %s", m.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	m.Close()
+}
+GO
+  go mod tidy
+  go build -trimpath -ldflags="-s -w" -o "$out/miniredis" .
+}
+
 case "${1:-all}" in
   etcd) build_component etcd "$ETCD_VERSION" build_etcd ;;
   kubernetes) build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
@@ -203,7 +244,9 @@ case "${1:-all}" in
   fake-nodes)
     build_component kube-scheduler "$KUBERNETES_VERSION" build_kube_scheduler
     build_component kwok "$KWOK_VERSION" build_kwok ;;
-  argocd) build_component argocd "$ARGOCD_VERSION" build_argocd ;;
+  argocd)
+    build_component argocd "$ARGOCD_VERSION" build_argocd
+    build_component miniredis "$MINIREDIS_VERSION" build_miniredis ;;
   all)
     build_component etcd "$ETCD_VERSION" build_etcd
     build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes

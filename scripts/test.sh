@@ -14,6 +14,8 @@ eval "$(scripts/control-plane env)"
 # The in-cluster e2e test starts fake nodes (kube-scheduler + kwok) itself; build them here, so a
 # cold build shows its progress instead of running inside a test's timeout.
 bash scripts/build-control-plane.sh fake-nodes || { echo "error: could not build kube-scheduler and kwok (see messages above)" >&2; exit 1; }
+# The same for Argo CD (test/e2e/argocd.e2e.test.ts starts it with `scripts/control-plane argocd up`).
+bash scripts/build-control-plane.sh argocd || { echo "error: could not build Argo CD and miniredis (see messages above)" >&2; exit 1; }
 
 echo "[test] type-checking"
 npx tsc -p tsconfig.json --noEmit || exit 1
