@@ -107,3 +107,42 @@ describe("argocd: health check of KubeVela Applications (argocd/health.lua)", fu
     });
   }
 });
+
+// The same cases through the real Argo CD code path: `argocd admin settings resource-overrides
+// health` of Argo CD's own CLI (built by scripts/build-control-plane.sh argocd, the version in
+// scripts/versions.env), reading the health check from argocd/argocd-cm.yaml as a user installs it.
+describe("argocd: the health check in Argo CD's own code (argocd admin settings resource-overrides health)", function () {
+  this.timeout(300_000);
+  const version = /^ARGOCD_VERSION=(\S+)$/m.exec(readFileSync(join(root, "scripts/versions.env"), "utf8"))?.[1];
+  const cache = process.env.STEP_EXECUTOR_CACHE ?? join(homedir(), ".cache/step-executor");
+  const argocd = join(cache, `argocd-${version}`, "argocd");
+  const got = new Map<string, Health>();
+
+  before(async function () {
+    if (!existsSync(argocd)) throw new Error(`${argocd} is missing: build it with \`bash scripts/build-control-plane.sh argocd\` (npm test does)`);
+    // 2 at a time: each run is a separate process of a 280 MB binary
+    const queue = [...cases];
+    await Promise.all([0, 1].map(async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) {
+        const { stdout } = await run(argocd, ["admin", "settings", "resource-overrides", "health", join(root, "argocd", c.inputPath), "--argocd-cm-path", join(root, "argocd/argocd-cm.yaml")], { maxBuffer: 16 << 20 });
+        const status = /^STATUS: (.*)$/m.exec(stdout)?.[1];
+        const message = /^MESSAGE: (.*)$/m.exec(stdout)?.[1] ?? "";
+        if (status === undefined) throw new Error(`argocd admin printed no STATUS for ${c.inputPath}:\n${stdout}`);
+        got.set(c.inputPath, { status, message });
+      }
+    }));
+  });
+
+  for (const c of cases) {
+    const deleting = /^\s+deletionTimestamp:/m.test(readFileSync(join(root, "argocd", c.inputPath), "utf8"));
+    it(`${c.inputPath} → ${c.healthStatus.status} (argocd ${version ?? "?"})`, function () {
+      if (deleting) {
+        // Argo CD answers for an object being deleted itself, before any health script runs
+        expect(got.get(c.inputPath)?.status).to.equal("Progressing");
+        expect(got.get(c.inputPath)?.message).to.match(/^Pending deletion/);
+      } else {
+        expect(got.get(c.inputPath)).to.deep.equal(c.healthStatus);
+      }
+    });
+  }
+});
