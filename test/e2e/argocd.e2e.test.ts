@@ -313,7 +313,7 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
     await controlPlane("argocd", "down").catch(() => undefined);
   });
 
-  it("1+3: Progressing with the step's message while the workflow runs, Healthy when it ends, wave 1 only after it, every side effect once, Synced throughout", async () => {
+  it("first sync: Progressing with the step's message while the workflow runs, Healthy when it ends, wave 1 only after it, every side effect once, Synced throughout", async () => {
     const app = parse(substitute(readFileSync(join(EXAMPLE, "application.yaml"), "utf8"), { GIT_REPO_URL: repo.url }, "examples/argocd/application.yaml")) as Obj & { spec: { destination: { namespace: string } } };
     app.metadata.name = argoName();
     app.spec.destination.namespace = ns.name;
@@ -350,10 +350,11 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
     // was applied (seen on plain Applications too); it finds nothing to change.
     console.log(`      Argo CD: ${syncs.size} sync operation(s)`);
     expect(syncs.size, "Argo CD sync operations").to.be.within(1, 2);
+    expect(workflowStarts().size, "KubeVela workflow runs").to.equal(1);
     expectOnlyArgoResources();
   });
 
-  it("2: a failing step makes Argo CD Degraded with the step's one-line message; a fix committed to Git runs the workflow again, to Healthy", async () => {
+  it("a failing step makes Argo CD Degraded with the step's one-line message; a fix committed to Git runs the workflow again, to Healthy", async () => {
     broken.add("2026.12.2");
     const bad = await repo.release("2026.12.2");
     await refresh();
@@ -382,19 +383,33 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
     expectOnlyArgoResources();
   });
 
-  it(`6: over ${REVISIONS} revisions synced by Argo CD, each side effect runs once per revision; Argo CD's writes and dropped sessions counted`, async () => {
+  it(`over ${REVISIONS} revisions synced by Argo CD, each side effect runs once per revision; Argo CD's writes and dropped sessions counted`, async () => {
     const before = { runs: await stepRuns(), syncs: new Set(argoApp.events.map((e) => argoState(e.obj).operationStarted).filter(Boolean)).size, starts: workflowStarts().size };
     const latencies: number[] = [];
+    const phases = { sync: [] as number[], workflow: [] as number[], health: [] as number[] };
     const releases: string[] = [];
     for (let i = 0; i < REVISIONS; i++) {
       const release = `2026.12.${100 + i}`;
       releases.push(release);
       const t0 = Date.now();
+      const generation = velaApp.latest()!.metadata.generation ?? 0;
       const sha = await repo.release(release);
       await refresh();
       await argoReaches(sha, "Healthy");
-      latencies.push((Date.now() - t0) / 1000);
+      const t1 = Date.now();
+      latencies.push((t1 - t0) / 1000);
+      // where the time went: Argo CD's refresh and sync (commit → the new spec applied), KubeVela's
+      // workflow (→ its status says finished), Argo CD's health (→ Healthy at this revision)
+      const applied = velaApp.events.find((e) => e.at >= t0 && (e.obj.metadata.generation ?? 0) > generation);
+      const ended = velaApp.events.find((e) => applied && e.at >= applied.at && e.obj.status?.observedGeneration === applied.obj.metadata.generation && e.obj.status?.workflow?.finished === true && e.obj.status?.status === "running");
+      if (applied && ended) {
+        phases.sync.push((applied.at - t0) / 1000);
+        phases.workflow.push((ended.at - applied.at) / 1000);
+        phases.health.push((t1 - ended.at) / 1000);
+      }
     }
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    console.log(`      medians: commit → applied by Argo CD ${med(phases.sync).toFixed(1)} s, workflow ${med(phases.workflow).toFixed(1)} s, workflow end → Argo CD Healthy ${med(phases.health).toFixed(1)} s (${phases.sync.length} revisions)`);
     const runs = (await stepRuns()).filter((r) => !before.runs.some((b) => b.step === r.step && b.session === r.session));
     const stored = storedSessions();
     const dropped = runs.filter((r) => !stored.has(`${r.step}/${r.session}`));
@@ -417,7 +432,7 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
     expectOnlyArgoResources();
   });
 
-  it("4: with label tracking, nothing KubeVela rendered is pruned or shown as Argo CD's either", async () => {
+  it("with label tracking, nothing KubeVela rendered is pruned or shown as Argo CD's either", async () => {
     await kubectl(["-n", ARGOCD_NS, "patch", "configmap", "argocd-cm", "--type", "merge", "-p", JSON.stringify({ data: { "application.resourceTrackingMethod": "label" } })]);
     try {
       // Argo CD now tracks by its label, which the synced Application lacks until synced again.

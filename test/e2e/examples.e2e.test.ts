@@ -87,7 +87,8 @@ describe("e2e: examples/ on the real KubeVela controller", function () {
     if (timings.length > 0) console.log(`      example timings (apply → workflow finished): ${timings.join(", ")}`);
   });
 
-  const tested = new Set<string>();
+  // argocd/ is applied, with a real Argo CD syncing it from Git, by test/e2e/argocd.e2e.test.ts.
+  const tested = new Set<string>(["argocd"]);
   const example = (dir: string, title: string, fn: () => Promise<void>) => {
     tested.add(dir);
     it(`${dir}: ${title}`, fn);
@@ -97,9 +98,10 @@ describe("e2e: examples/ on the real KubeVela controller", function () {
     const dirs = readdirSync(EXAMPLES).filter((d) => statSync(join(EXAMPLES, d)).isDirectory()).sort();
     expect(dirs).to.deep.equal([...tested].sort());
     for (const d of dirs) {
-      // argocd/ is documented by docs/argocd.md
-      if (d !== "argocd") expect(readdirSync(join(EXAMPLES, d)), d).to.include("README.md");
-      const objs = objectsOf(render(d, Object.fromEntries(placeholders(d).map((n) => [n, "x"]))));
+      expect(readdirSync(join(EXAMPLES, d)), d).to.include("README.md");
+      // argocd/: its top level is Argo CD's Application; the KubeVela one is in the Git content
+      const at = d === "argocd" ? "argocd/deploy/web" : d;
+      const objs = objectsOf(render(at, Object.fromEntries(placeholders(at).map((n) => [n, "x"]))));
       expect(objs.map((o) => `${o.apiVersion} ${o.kind}`), d).to.include("core.oam.dev/v1beta1 Application");
     }
   });
@@ -173,7 +175,7 @@ describe("e2e: examples/ on the real KubeVela controller", function () {
       // Retry-After: 1 was honoured, not the 2s backoff
       expect(cdn.requests[1]!.at - cdn.requests[0]!.at).to.be.within(900, 1900);
       // the token is in the Secret only: not in the Application, its status, or the executor's log
-      const app = await kubectl(["get", "application", "shop", "-n", ns, "-o", "json"]);
+      const app = await kubectl(["get", "applications.core.oam.dev", "shop", "-n", ns, "-o", "json"]);
       expect(app).to.not.contain(token);
       expect(executor.logs()).to.not.contain(token);
     } finally {
@@ -248,42 +250,6 @@ describe("e2e: examples/ on the real KubeVela controller", function () {
     }
   });
 
-  example("argocd", "kubevela-app.yaml as Argo CD applies it: deploys without passing Argo CD's tracking metadata on", async () => {
-    // Argo CD adds its tracking label (label tracking) or annotation (annotation tracking) to what
-    // it applies; the example's filter.oam.dev/* annotations keep KubeVela from copying them onto
-    // the Deployment and Service it creates. The same Application without those annotations, in
-    // a second namespace, shows that KubeVela would copy them. (The webservice never becomes
-    // ready here, having no nodes, so this case checks the deployment, not the workflow's end.)
-    const apps = objectsOf(render("argocd")).filter((o) => o.apiVersion === "core.oam.dev/v1beta1" && o.kind === "Application");
-    expect(apps).to.have.length(1); // argocd/application.yaml is Argo CD's own Application
-    const deployed = async (filtered: boolean) => {
-      const ns = await tempNamespace(filtered ? "ex-argocd" : "ex-argocd-control");
-      namespaces.push(ns);
-      const app = structuredClone(apps[0]!);
-      const annotations: Record<string, string> = { ...app.metadata.annotations, "argocd.argoproj.io/tracking-id": `web:core.oam.dev/Application:${ns.name}/web` };
-      if (!filtered) for (const k of Object.keys(annotations)) if (k.startsWith("filter.oam.dev/")) delete annotations[k];
-      app.metadata.annotations = annotations;
-      app.metadata.labels = { ...app.metadata.labels, "app.kubernetes.io/instance": "web" };
-      await kubectl(["apply", "-n", ns.name, "-f", "-"], JSON.stringify(app));
-      const s = await waitForApp(ns.name, "web", (x) => x.workflow?.steps?.some((st) => st.name === "deploy" && st.phase === "running") === true, 60_000);
-      expect(s.status).to.equal("runningWorkflow");
-      const { objects } = kubeClients();
-      return Promise.all([["apps/v1", "Deployment"], ["v1", "Service"]].map(async ([apiVersion, kind]) => {
-        const o = await objects.read({ apiVersion: apiVersion!, kind: kind!, metadata: { name: "web", namespace: ns.name } });
-        expect(o.metadata?.labels ?? {}, `${kind} labels`).to.include({ "app.oam.dev/name": "web" });
-        return { kind, labels: o.metadata?.labels ?? {}, annotations: o.metadata?.annotations ?? {} };
-      }));
-    };
-    const [filtered, control] = await Promise.all([deployed(true), deployed(false)]);
-    for (const o of filtered) {
-      expect(o.labels, `${o.kind} labels`).to.not.have.property("app.kubernetes.io/instance");
-      expect(o.annotations, `${o.kind} annotations`).to.not.have.property("argocd.argoproj.io/tracking-id");
-    }
-    for (const o of control) {
-      expect(o.labels, `control: ${o.kind} labels`).to.have.property("app.kubernetes.io/instance", "web");
-      expect(o.annotations, `control: ${o.kind} annotations`).to.have.property("argocd.argoproj.io/tracking-id");
-    }
-  });
 });
 
 /** A GitHub deployment as the REST API answers POST /repos/{owner}/{repo}/deployments. */
