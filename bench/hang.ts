@@ -112,7 +112,7 @@ export async function hang(ctx: BenchContext): Promise<HangResult> {
     return { waiting, baselineMs, hungMs, failures, burst, burstMs, burstStartedS, burstFailures, controlMs };
   } finally {
     apps.close();
-    await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=180s"]).catch(() => undefined);
+    await kubectl(["delete", "applications.core.oam.dev", "--all", "-n", ns.name, "--wait=true", "--timeout=180s"]).catch(() => undefined);
     await ns.delete();
   }
 }

@@ -199,7 +199,7 @@ export async function startRunsCluster(options: Partial<ReplicaOptions> = {}, re
     async close() {
       // Applications using the addon's steps block `vela addon disable` (a later test does it):
       // delete them while the executors and KubeVela are still there.
-      await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
+      await kubectl(["delete", "applications.core.oam.dev", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
       await Promise.all(set.map((r) => r.stop("SIGTERM")));
       await balancer.close();
       await ns.delete();

@@ -108,7 +108,7 @@ describe("e2e: the addon in the cluster (fake nodes)", function () {
       await kubectl(["annotate", "applications.core.oam.dev", "gated", "-n", ns.name, "--overwrite", `e2e/poke=${Date.now()}`]);
       await waitForApp(ns.name, "gated", (s) => /executor\.exchange\.call/.test(s.workflow?.steps?.find((x) => x.name === "hook")?.message ?? ""), 120_000);
     } finally {
-      await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
+      await kubectl(["delete", "applications.core.oam.dev", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
       await ns.delete();
       await kubectl(["scale", "deployment/step-executor", "-n", "vela-system", "--replicas=2"]).catch(() => undefined);
     }

@@ -23,7 +23,7 @@ describe("e2e: KubeVela ending a step ends its run", function () {
     await vela("addon", "enable", "dist/step-executor", `executorURL=${executor.url}`, `token=${executor.token}`, "-y");
   });
   after(async () => {
-    await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
+    await kubectl(["delete", "applications.core.oam.dev", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
     await ns?.delete();
     await executor?.stop();
   });

@@ -51,7 +51,7 @@ describe("e2e: the executor down or hung while steps wait (issue 15)", function 
   });
   after(async () => {
     if (replica?.child?.signalCode === null) replica.child.kill("SIGCONT");
-    if (ns) await kubectl(["delete", "applications", "--all", "-n", ns, "--wait=true", "--timeout=120s"]).catch(() => undefined);
+    if (ns) await kubectl(["delete", "applications.core.oam.dev", "--all", "-n", ns, "--wait=true", "--timeout=120s"]).catch(() => undefined);
     await replica?.stop("SIGTERM");
     await target?.close();
     await deleteNs?.();

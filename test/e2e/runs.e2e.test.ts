@@ -164,7 +164,7 @@ describe("e2e: run records across executor replicas, crashes, controller restart
   });
 
   it("deleting an Application deletes its StepRuns (owner reference, garbage collector)", async () => {
-    const apps = (await kubectl(["get", "applications", "-n", cluster.ns, "-o", "jsonpath={.items[*].metadata.name}"])).split(/\s+/).filter(Boolean);
+    const apps = (await kubectl(["get", "applications.core.oam.dev", "-n", cluster.ns, "-o", "jsonpath={.items[*].metadata.name}"])).split(/\s+/).filter(Boolean);
     const app = apps.find((a) => a.startsWith("soak-"))!;
     expect((await stepRunsOf(cluster.ns, app)).length).to.equal(1);
     await kubectl(["delete", "applications.core.oam.dev", app, "-n", cluster.ns, "--wait=true", "--timeout=120s"]);

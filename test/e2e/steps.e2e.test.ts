@@ -212,7 +212,7 @@ describe("e2e: the addon on the real KubeVela controller", function () {
 
   it("vela addon disable removes the addon and its definitions", async () => {
     // Applications that use the steps block a disable (as KubeVela intends); remove them first.
-    await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]);
+    await kubectl(["delete", "applications.core.oam.dev", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]);
     await vela("addon", "disable", "step-executor");
     const end = Date.now() + 90_000;
     for (;;) {

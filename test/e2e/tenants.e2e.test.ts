@@ -73,7 +73,7 @@ for (const mode of ["default", "AuthenticateApplication"] as const) {
       if (isolated) await restartVelaCore();
       for (const ns of [a, b]) {
         if (!ns) continue;
-        await kubectl(["delete", "applications", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
+        await kubectl(["delete", "applications.core.oam.dev", "--all", "-n", ns.name, "--wait=true", "--timeout=120s"]).catch(() => undefined);
         await ns.delete();
       }
       await target?.close();
