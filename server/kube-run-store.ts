@@ -285,14 +285,15 @@ function microTime(ms: number): string {
 /**
  * This executor's Lease (coordination.k8s.io, in the executor's namespace), renewed every third of
  * its duration and deleted at shutdown; and the liveness of the others' by their Leases. A Lease
- * counts as alive until `durationMs` after its renewTime last changed as seen on this executor's
- * clock (the first sighting trusts the holder's clock, so a restarted executor need not wait), as
+ * counts as alive until its holder's leaseDurationSeconds after its renewTime last changed as seen
+ * on this executor's clock (the first sighting trusts the holder's clock, so a restarted executor need not wait), as
  * client-go's leader election does; clock skew can only cause an early takeover, which the
  * compare-and-swap writes make safe (docs/runs.md).
  */
 export class ReplicaLeases implements Liveness {
   private readonly api: CustomObjectsApi;
-  private readonly seen = new Map<string, { exists: boolean; renewTime: string; changedAt: number; fetchedAt: number }>();
+  /** Other executors' Leases as last read: the holder's own duration decides its liveness. */
+  private readonly seen = new Map<string, { exists: boolean; renewTime: string; changedAt: number; fetchedAt: number; durationMs: number }>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private lastRenew = 0;
@@ -306,8 +307,23 @@ export class ReplicaLeases implements Liveness {
     return this.options.identity;
   }
 
+  /**
+   * The Lease is current: renewed within its duration. A replica whose Lease ran out (the API
+   * server unreachable, or refusing it) cannot claim or record runs, and the others may take its
+   * runs over: it is not ready (/readyz), so that Services stop sending it steps.
+   */
+  healthy(): boolean {
+    return !this.stopped && this.lastRenew > 0 && this.now() - this.lastRenew < this.options.durationMs;
+  }
+
   /** Creates this executor's Lease and keeps renewing it. */
   async start(): Promise<void> {
+    await this.create();
+    this.timer = setInterval(() => void this.renew(), Math.max(200, Math.floor(this.options.durationMs / 3)));
+    this.timer.unref();
+  }
+
+  private async create(): Promise<void> {
     const { namespace, identity, durationMs } = this.options;
     const t = microTime(this.now());
     const body = {
@@ -323,8 +339,6 @@ export class ReplicaLeases implements Liveness {
       throw new Error(`cannot create Lease ${namespace}/${leaseName(identity)}: ${e.code ? `HTTP ${e.code} ${e.message}` : e.message}`, { cause: err });
     }
     this.lastRenew = this.now();
-    this.timer = setInterval(() => void this.renew(), Math.max(200, Math.floor(durationMs / 3)));
-    this.timer.unref();
   }
 
   /** Deletes the Lease: the other executors take this one's remaining runs over at once. */
@@ -350,9 +364,9 @@ export class ReplicaLeases implements Liveness {
     } catch (err) {
       if (this.stopped) return;
       if (apiError(err).objectNotFound) {
+        // The timer keeps running: a create that fails now is tried again on the next tick.
         this.log.warn("the executor's Lease was deleted; creating it again");
-        clearInterval(this.timer);
-        await this.start().catch((e) => this.log.error({ err: describeError(e) }, "cannot create the executor's Lease"));
+        await this.create().catch((e) => this.log.error({ err: describeError(e) }, "cannot create the executor's Lease; trying again"));
         return;
       }
       const late = this.now() - this.lastRenew;
@@ -378,13 +392,17 @@ export class ReplicaLeases implements Liveness {
       }
       const renewTime = lease?.spec?.holderIdentity === holder ? lease.spec.renewTime ?? "" : "";
       const exists = renewTime !== "";
-      if (!e) e = { exists, renewTime, changedAt: Math.min(now, ms(renewTime) || 0), fetchedAt: now };
+      // The holder's duration, not ours: replicas started with other flags (mid-rollout) renew
+      // at their own pace.
+      const seconds = lease?.spec?.leaseDurationSeconds;
+      const durationMs = typeof seconds === "number" && seconds > 0 ? seconds * 1000 : this.options.durationMs;
+      if (!e) e = { exists, renewTime, changedAt: Math.min(now, ms(renewTime) || 0), fetchedAt: now, durationMs };
       else if (renewTime !== e.renewTime) Object.assign(e, { renewTime, changedAt: now });
-      Object.assign(e, { exists, fetchedAt: now });
+      Object.assign(e, { exists, fetchedAt: now, durationMs });
       if (this.seen.size > 1_000) this.seen.clear();
       this.seen.set(holder, e);
     }
-    return e.exists && now - e.changedAt < this.options.durationMs;
+    return e.exists && now - e.changedAt < e.durationMs;
   }
 
   /** Deletes Leases of executors that stopped renewing long ago (killed, never shut down). */

@@ -107,7 +107,7 @@ async function main() {
   const engine = new RunEngine(deps);
   // Runs whose step KubeVela ended on its own (timeout, terminate, restart, deletion) stop at once.
   followStepLifecycle(applicationWatch, engine);
-  const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, bearerAuth: config.bearerAuth, log, maxBodyBytes: config.maxBodyBytes, metrics });
+  const app = createApp({ kinds: stepKinds, engine, tokens: config.tokens, bearerAuth: config.bearerAuth, log, maxBodyBytes: config.maxBodyBytes, metrics, ready: () => leases?.healthy() ?? true });
   const server = app.listen(config.port, config.host);
   server.on("error", (err: NodeJS.ErrnoException) => {
     const hint = err.code === "EADDRINUSE" ? `; port ${config.port} is in use: choose another with --port or STEP_EXECUTOR_PORT` : "";

@@ -3,6 +3,8 @@
 // store: one side effect per run, graceful handover, takeover from a dead executor by its journal,
 // fencing of an executor that lost its run, the sweep, and the wake-up patch.
 import { expect } from "chai";
+import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { pino } from "pino";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 import { loadConfig } from "../../server/config.js";
@@ -162,16 +164,62 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
         await a.stop();
         await new Promise((r) => setTimeout(r, 400));
         expect(await b.isAlive("lease-a")).to.equal(false);
-        // A killed executor: its Lease stays but is not renewed any more.
-        const renew = new Date().toISOString().replace(/Z$/, "000Z");
-        await sh("kubectl", ["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: leaseName("ghost"), namespace: "default" }, spec: { holderIdentity: "ghost", renewTime: renew, leaseDurationSeconds: 2 } }) });
+        // A killed executor: its Lease stays but is not renewed any more. It was started with a
+        // longer --lease-duration than b (6 s against 1.5 s, as mid-rollout): its own duration
+        // counts, so it is still alive after b's would have run out, and dead after its own.
+        const renewed = Date.now();
+        await sh("kubectl", ["apply", "-f", "-"], { input: JSON.stringify({ apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: leaseName("ghost"), namespace: "default" }, spec: { holderIdentity: "ghost", renewTime: new Date(renewed).toISOString().replace(/Z$/, "000Z"), leaseDurationSeconds: 6 } }) });
         expect(await b.isAlive("ghost")).to.equal(true);
-        await new Promise((r) => setTimeout(r, 1_700));
-        expect(await b.isAlive("ghost")).to.equal(false);
+        await new Promise((r) => setTimeout(r, 2_500));
+        if (Date.now() - renewed < 6_000) expect(await b.isAlive("ghost"), "alive for the holder's 6 s, not b's 1.5 s").to.equal(true);
+        await until("the ghost's Lease to run out", async () => !(await b.isAlive("ghost")), 15_000);
+        expect(Date.now() - renewed).to.be.at.least(6_000);
         expect(await b.isAlive("never-existed")).to.equal(false);
       } finally {
         await b.stop();
         await sh("kubectl", ["delete", "lease", "-n", "default", leaseName("ghost"), "--ignore-not-found"]);
+      }
+    });
+  });
+
+  describe("executor Lease re-created after a failed attempt", () => {
+    it("keeps trying to re-create its deleted Lease when the first attempt fails (here: create forbidden for a while), and is not ready meanwhile", async () => {
+      const { core, kc: admin } = kubeClients();
+      const rbacApi = admin.makeApiClient(RbacAuthorizationV1Api);
+      const leaseNs = await tempNamespace("leases");
+      try {
+        await core.createNamespacedServiceAccount({ namespace: leaseNs.name, body: { metadata: { name: "replica" } } });
+        const rules = (verbs: string[]) => [{ apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs }];
+        await rbacApi.createNamespacedRole({ namespace: leaseNs.name, body: { metadata: { name: "replica" }, rules: rules(["get", "list", "create", "patch", "delete"]) } });
+        await rbacApi.createNamespacedRoleBinding({ namespace: leaseNs.name, body: {
+          metadata: { name: "replica" }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "replica" },
+          subjects: [{ kind: "ServiceAccount", name: "replica", namespace: leaseNs.name }],
+        } });
+        const token = (await core.createNamespacedServiceAccountToken({ namespace: leaseNs.name, name: "replica", body: { spec: { audiences: [], expirationSeconds: 600 } } })).status!.token;
+        const kcReplica = new KubeConfig();
+        kcReplica.loadFromOptions({
+          clusters: [admin.getCurrentCluster()!], users: [{ name: "replica", token }],
+          contexts: [{ name: "replica", cluster: admin.getCurrentCluster()!.name, user: "replica" }], currentContext: "replica",
+        });
+        const lines: string[] = [];
+        const captured = pino({ level: "warn" }, { write: (l: string) => void lines.push(l) });
+        const a = new ReplicaLeases(kcReplica, captured, { identity: "lease-retry", namespace: leaseNs.name, durationMs: 1_500, requestTimeoutMs: 5_000 });
+        await a.start();
+        expect(a.healthy()).to.equal(true);
+        const leaseExists = () => sh("kubectl", ["get", "lease", "-n", leaseNs.name, leaseName("lease-retry")]).then(() => true, () => false);
+        try {
+          await rbacApi.replaceNamespacedRole({ name: "replica", namespace: leaseNs.name, body: { metadata: { name: "replica" }, rules: rules(["get", "list", "patch", "delete"]) } });
+          await sh("kubectl", ["delete", "lease", "-n", leaseNs.name, leaseName("lease-retry")]);
+          await until("a failed attempt to create the Lease again", async () => lines.some((l) => l.includes("cannot create the executor's Lease")), 15_000);
+          await until("the replica to say it is not ready (its Lease ran out)", async () => !a.healthy(), 15_000);
+          await rbacApi.replaceNamespacedRole({ name: "replica", namespace: leaseNs.name, body: { metadata: { name: "replica" }, rules: rules(["get", "list", "create", "patch", "delete"]) } });
+          await until("the Lease to be created again", leaseExists, 15_000);
+          await until("the replica to be ready again", async () => a.healthy(), 15_000);
+        } finally {
+          await a.stop();
+        }
+      } finally {
+        await leaseNs.delete();
       }
     });
   });
