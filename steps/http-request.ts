@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { CelBusyError, compileCondition, compileExpression, ExpressionEvalError, ExpressionLimitError, type CompiledCondition, type CompiledExpression } from "../server/cel.js";
 import { parseDuration, formatDuration } from "../server/duration.js";
 import { describeError, InputError, TerminalError } from "../server/errors.js";
-import { ForbiddenAddressError, HostBusyError, type OutboundResponse } from "../server/http-client.js";
+import { ForbiddenAddressError, HostBusyError, httpClientDefaults, type OutboundResponse } from "../server/http-client.js";
 import { checkDeclaredOutputs } from "../server/outputs.js";
 import { excerpt } from "../server/redact.js";
 import { parseRetryAfter, retryDelay } from "../server/retry.js";
@@ -220,9 +220,17 @@ async function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): Prom
     for (const [name, expr] of p.outputs) outputs[name] = await expr.evaluate(vars);
     return { phase: "succeeded", message: `${what} answered ${res.status}${res.statusText ? " " + res.statusText : ""}`, outputs };
   } catch (err) {
-    if (err instanceof ExpressionEvalError || err instanceof ExpressionLimitError) return { phase: "failed", message: `${what} answered ${res.status}, but ${err.message}` };
+    if (err instanceof ExpressionEvalError || err instanceof ExpressionLimitError) {
+      // A body cut at the size limit is text, not JSON: say so rather than "field not found".
+      const cut = res.truncated && typeof vars.response.body === "string" ? `; the response body is larger than ${formatBytes(httpClientDefaults.maxResponseBytes)} and was cut there, so it is text, not JSON` : "";
+      return { phase: "failed", message: `${what} answered ${res.status}, but ${err.message}${cut}` };
+    }
     throw err;
   }
+}
+
+function formatBytes(n: number): string {
+  return n % (1 << 20) === 0 ? `${n >> 20} MiB` : n % 1024 === 0 ? `${n >> 10} KiB` : `${n} bytes`;
 }
 
 /** The answer is in hand and must not be asked for again: when the CEL evaluators are busy, wait for them. */

@@ -24,6 +24,15 @@ describe("http-request", function () {
     expect(target.requests[0]!.path).to.equal("/purge?token=abc");
   });
 
+  it("an output of a JSON body over 1 MiB fails saying the body was cut and is no longer JSON", async () => {
+    const big = JSON.stringify({ x: 1, pad: "p".repeat(1 << 20) });
+    target = await startTarget((_r, res) => reply(res, 200, big, { "content-type": "application/json" }));
+    const { answer } = await executor.pollUntilDone("http-request", { url: `${target.url}/big`, outputs: { x: "response.body.x" } });
+    const body = answer.body as { phase: string; message: string };
+    expect(body.phase).to.equal("failed");
+    expect(body.message).to.match(/^GET http:\/\/127\.0\.0\.1:\d+\/big answered 200, but .*; the response body is larger than 1 MiB and was cut there, so it is text, not JSON$/);
+  });
+
   it("sends an object body as JSON and a string body as is", async () => {
     target = await startTarget((_r, res) => reply(res, 204));
     await executor.pollUntilDone("http-request", { url: target.url, method: "POST", body: { paths: ["/*"] }, headers: { "X-Trace": "t1" } });
