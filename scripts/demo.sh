@@ -10,7 +10,8 @@ TARGET_PORT=${STEP_EXECUTOR_DEMO_TARGET_PORT:-18090}
 mkdir -p "$STATE"
 log() { printf '[demo] %s\n' "$*"; }
 
-stop_pid() { local f="$STATE/$1.pid"; [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; rm -f "$f"; }
+# A pid file of a process that already exited is fine: `down` goes on to stop the rest.
+stop_pid() { local f="$STATE/$1.pid"; if [ -f "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi; rm -f "$f"; }
 if [ "${1:-}" = "down" ]; then
   stop_pid executor; stop_pid target; scripts/control-plane down; exit 0
 fi
