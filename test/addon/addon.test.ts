@@ -6,7 +6,7 @@ import { expect } from "chai";
 import { copyFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { buildAddon, cueBin, harnessOrSkip, removeDir, root, sh, tempDir } from "./fixture.js";
+import { buildAddon, cueBin, harnessOrFail, removeDir, root, sh, tempDir } from "./fixture.js";
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [k: string]: unknown };
 type Component = { name: string; type: string; properties: { objects: Obj[] } };
@@ -219,7 +219,7 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
   let harness: string | undefined;
   let addon: string;
   before(async function () {
-    harness = await harnessOrSkip(this);
+    harness = await harnessOrFail();
     addon = await buildAddon();
   });
 

@@ -97,14 +97,11 @@ export function readJson<T = unknown>(path: string): T {
  * The step harness (test/addon/harness): KubeVela's own step runner for one definition. Built
  * with the Go toolchain and cached by the hash of its sources; undefined when Go is missing.
  */
-/** The harness for a suite's before hook: skips the suite, saying why, where no Go toolchain can build it. */
-export async function harnessOrSkip(ctx: Mocha.Context): Promise<string> {
+/** The harness for a suite's before hook: fails the suite, saying what to install, where no Go toolchain can build it. */
+export async function harnessOrFail(): Promise<string> {
   const bin = await harnessBin();
-  if (!bin) {
-    console.warn("    (skipped: no Go toolchain to build test/addon/harness)");
-    ctx.skip();
-  }
-  return bin!;
+  if (!bin) throw new Error("test/addon/harness needs a Go toolchain (go on PATH) to build; install Go >= 1.24 (the README's prerequisites)");
+  return bin;
 }
 
 export async function harnessBin(): Promise<string | undefined> {
