@@ -209,7 +209,9 @@ describe("addon: the addon Application", function () {
     expect(meta.system).to.deep.equal({ vela: ">=1.10.4" });
     expect(meta.description).to.be.a("string").and.not.empty;
     expect(meta.tags).to.be.an("array").and.not.empty;
-    expect(addon.endsWith("/step-executor")).to.equal(true);
+    // vela addon enable names the addon after its directory: the default build (npm run
+    // addon:build, which npm test runs first) is dist/<name from metadata.yaml>
+    expect(parse(readFileSync(join(root, "dist", meta.name, "metadata.yaml"), "utf8")).name).to.equal(meta.name);
     expect(readdirSync(addon).sort()).to.deep.equal(["NOTES.cue", "README.md", "definitions", "metadata.yaml", "parameter.cue", "resources", "template.cue"]);
   });
 });

@@ -74,7 +74,6 @@ describe("hostile input", function () {
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     const rssGrowthMiB = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
     expect(bad.slice(0, 10), `${bad.length} bad answers`).to.deep.equal([]);
-    expect([...statuses.values()].reduce((a, b) => a + b)).to.equal(COUNT);
     expect((await fetch(executor.url + "/healthz")).status).to.equal(200);
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
     expect(rssGrowthMiB, "RSS growth (MiB)").to.be.below(256);

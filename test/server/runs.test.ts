@@ -3,6 +3,9 @@
 // store: one side effect per run, graceful handover, takeover from a dead executor by its journal,
 // fencing of an executor that lost its run, the sweep, and the wake-up patch.
 import { expect } from "chai";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
@@ -476,6 +479,10 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
   });
 
   it("default retention bounds are what docs/runs.md says", () => {
-    expect(retentionDefaults).to.deep.equal({ retentionMs: 24 * 60 * 60_000, maxFinished: 5_000, minRetentionMs: 10 * 60_000 });
+    // The sentence of docs/runs.md §5 that states them, read from the doc.
+    const doc = readFileSync(join(dirname(fileURLToPath(import.meta.url)), "../../docs/runs.md"), "utf8");
+    const m = /finished StepRuns are deleted `--run-retention` \((\d+) h\) after they\s+finished, and beyond `--run-max-finished` \((\d+), cluster-wide\) the oldest finished first, but never\s+one that finished less than (\d+) min ago/.exec(doc);
+    expect(m, "docs/runs.md states the retention bounds").to.not.equal(null);
+    expect(retentionDefaults).to.deep.equal({ retentionMs: Number(m![1]) * 3_600_000, maxFinished: Number(m![2]), minRetentionMs: Number(m![3]) * 60_000 });
   });
 });
