@@ -130,6 +130,12 @@ describe("e2e: run records across executor replicas, crashes, controller restart
     const after = s!;
     expect(after.status?.status, JSON.stringify(after.status?.workflow)).to.equal("running");
     expect(after.annotations[WAKE_ANNOTATION], "the executor woke the Application").to.be.a("string");
+    // This wake was for this condition: sent after it became true, before the workflow ended.
+    const woke = Date.parse(after.annotations[WAKE_ANNOTATION]!);
+    expect(woke, "the wake's time").to.be.within(t0 - 1_000, t0 + reactionMs);
+    // Well inside KubeVela's backoff: after 9 s of waiting its polls are 4 s or more apart (1, 2,
+    // 4, 8 s …), so without the wake the step would end up to that much later.
+    expect(reactionMs, "condition true → workflow finished (ms)").to.be.below(4_000);
     expect(after.annotations[FILTER_ANNOTATION]).to.equal(WAKE_ANNOTATION);
     // Not restarted: same workflow start, same step sessions, one call.
     expect(after.status?.workflow?.startTime).to.equal(before.status?.workflow?.startTime);

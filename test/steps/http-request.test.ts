@@ -183,8 +183,15 @@ describe("http-request", function () {
       });
       const slow = busy.pollUntilDone("http-request", { url: `${target.url}/slow`, timeout: "10s" });
       while (target.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
-      const quick = busy.pollUntilDone("http-request", { url: `${target.url}/quick`, retries: 5, backoff: "200ms", maxBackoff: "200ms" });
-      await new Promise((r) => setTimeout(r, 150));
+      const quickRun = newRun();
+      const quickParam = { url: `${target.url}/quick`, retries: 5, backoff: "200ms", maxBackoff: "200ms" };
+      const quick = busy.pollUntilDone("http-request", quickParam, quickRun);
+      // release the slow one only once the quick one was refused (not after a fixed time)
+      const end = Date.now() + 10_000;
+      while (!/this one was not sent/.test((await busy.poll("http-request", quickParam, quickRun)).body.message as string)) {
+        if (Date.now() > end) throw new Error("the quick request was never refused by the per-host queue");
+        await new Promise((r) => setTimeout(r, 20));
+      }
       release!();
       const [s, q] = await Promise.all([slow, quick]);
       expect(s.answer.body.phase).to.equal("succeeded");

@@ -18,11 +18,18 @@ describe("read-object-and-wait (real kube-apiserver)", () => {
     const param = { apiVersion: "v1", kind: "ConfigMap", name: "flag", condition: "object.data.state == 'ready'", outputs: { version: "object.data.version", size: "size(object.data)" } };
     const first = await executor.poll("read-object-and-wait", param, run);
     expect(first.body.phase).to.equal("running");
-    await new Promise((r) => setTimeout(r, 300));
-    expect((await executor.poll("read-object-and-wait", param, run)).body.message).to.equal(`waiting for ConfigMap ${ns.name}/flag to exist`);
+    // each message as soon as the executor has looked (polled as KubeVela would, not after a fixed sleep)
+    const says = async (message: string) => {
+      const end = Date.now() + 10_000;
+      let last = "";
+      while ((last = (await executor.poll("read-object-and-wait", param, run)).body.message as string) !== message) {
+        if (Date.now() > end) throw new Error(`expected the message ${JSON.stringify(message)}, last: ${JSON.stringify(last)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await says(`waiting for ConfigMap ${ns.name}/flag to exist`);
     await applyObject(cm("flag", { state: "pending", version: "1" }));
-    await new Promise((r) => setTimeout(r, 400));
-    expect((await executor.poll("read-object-and-wait", param, run)).body.message).to.equal(`waiting for ConfigMap ${ns.name}/flag: condition \`object.data.state == 'ready'\` is false`);
+    await says(`waiting for ConfigMap ${ns.name}/flag: condition \`object.data.state == 'ready'\` is false`);
     await applyObject(cm("flag", { state: "ready", version: "2" }));
     const { answer } = await executor.pollUntilDone("read-object-and-wait", param, run);
     expect(answer.body).to.deep.equal({
