@@ -103,7 +103,7 @@ export async function killSoak(cluster: RunsCluster, target: CountingTarget, ite
     if (it.sessions !== 1 || it.droppedSessions > 0) {
       it.detail = {
         records: final.map((r) => ({ session: r.spec.session, ...r.status, outputs: undefined })),
-        steps: s?.status?.workflow?.steps?.map((x) => ({ name: x.name, id: x.id, phase: x.phase })),
+        steps: s?.status?.workflow?.steps?.map((x) => ({ name: x.name, id: x.id, phase: x.phase, reason: x.reason, message: x.message })),
       };
       log(`soak ${i + 1}: ${JSON.stringify(it.detail)}`);
     }

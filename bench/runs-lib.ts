@@ -218,7 +218,7 @@ export interface AppState {
   generation?: number;
   annotations: Record<string, string>;
   spec: unknown;
-  status?: { status?: string; workflow?: { startTime?: string; finished?: boolean; steps?: { name: string; id: string; phase: string; message?: string; firstExecuteTime?: string; lastExecuteTime?: string }[] } };
+  status?: { status?: string; workflow?: { startTime?: string; finished?: boolean; steps?: { name: string; id: string; phase: string; message?: string; reason?: string; firstExecuteTime?: string; lastExecuteTime?: string }[] } };
 }
 
 export async function readApp(namespace: string, name: string): Promise<AppState | undefined> {
