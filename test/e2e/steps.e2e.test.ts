@@ -1,11 +1,13 @@
 // The addon as users meet it: `vela addon enable`, Application workflows on the real KubeVela
 // controller, `vela status`, `vela show`, `vela addon disable`.
 import { expect } from "chai";
+import { schemas } from "../../steps/generated/index.js";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 import { application, applyYaml, finished, kubectl, startExecutorProcess, step, vela, waitForApp, type ExecutorProcess } from "./harness.js";
 
-const STEPS = ["http-request", "read-object-and-wait", "apply-and-wait"];
+// Every step kind the addon ships (one JSON Schema each, generated from its CUE parameter).
+const STEPS = Object.keys(schemas);
 
 describe("e2e: the addon on the real KubeVela controller", function () {
   this.timeout(300_000);
@@ -37,10 +39,13 @@ describe("e2e: the addon on the real KubeVela controller", function () {
   it("is listed as enabled, and its steps are installed and documented", async () => {
     expect(await vela("addon", "status", "step-executor")).to.match(/enabled/i);
     const defs = await vela("def", "list", "-n", "vela-system");
+    expect(STEPS).to.have.members(["http-request", "read-object-and-wait", "apply-and-wait", "github-actions"]);
     for (const s of STEPS) expect(defs).to.contain(s);
-    const show = await vela("show", "http-request");
-    for (const p of ["url", "method", "headers", "secretHeaders", "body", "timeout", "retries", "backoff", "maxBackoff", "successCondition", "failureCondition", "outputs"]) {
-      expect(show, `vela show http-request lists ${p}`).to.match(new RegExp(`\\b${p}\\b`));
+    for (const kind of STEPS) {
+      const show = await vela("show", kind);
+      const properties = Object.keys((schemas as Record<string, { properties?: Record<string, unknown> }>)[kind]!.properties ?? {});
+      expect(properties.length, kind).to.be.greaterThan(2);
+      for (const p of properties) expect(show, `vela show ${kind} lists ${p}`).to.match(new RegExp(`\\b${p}\\b`));
     }
   });
 
