@@ -18,8 +18,14 @@ export function sessionKey(step: string, session: string): string {
   return `${step}\n${session}`;
 }
 
-function endedSessions(steps: StepStatus[] | undefined): Set<string> {
-  return new Set(allSteps(steps).filter((s) => s.name && s.id && ["succeeded", "failed", "skipped"].includes(s.phase ?? "")).map((s) => sessionKey(s.name!, s.id!)));
+/**
+ * Sessions KubeVela ended: succeeded, skipped, or failed for good. A step failed with reason
+ * Execute has not ended: KubeVela evaluates it again in the same session (a provider call that
+ * errored, e.g. while an executor replica was being killed), and that poll must still start it.
+ */
+export function endedSessions(steps: StepStatus[] | undefined): Set<string> {
+  const ended = (s: StepStatus) => s.phase === "succeeded" || s.phase === "skipped" || (s.phase === "failed" && s.reason !== "Execute");
+  return new Set(allSteps(steps).filter((s) => s.name && s.id && ended(s)).map((s) => sessionKey(s.name!, s.id!)));
 }
 
 export interface ApplicationLookupOptions {

@@ -3,7 +3,7 @@
 // a body replayed after its run record was pruned starts nothing.
 import { expect } from "chai";
 import type { ApplicationMeta } from "../../server/applications.js";
-import { sessionKey } from "../../server/applications.js";
+import { endedSessions, sessionKey } from "../../server/applications.js";
 import type { KubeReader } from "../../server/kube.js";
 import type { StepKind } from "../../steps/types.js";
 import { memoryEngine, newRun, secretsOnly } from "./engine-fixture.js";
@@ -20,6 +20,18 @@ function withApplications(apps: Record<string, ApplicationMeta | null>): KubeRea
 }
 
 describe("claims of a new run", () => {
+  it("a step KubeVela retries (failed, reason Execute) has not ended its session; failed for good, succeeded and skipped have", () => {
+    const ended = endedSessions([
+      { name: "retrying", id: "s1", phase: "failed", reason: "Execute" },
+      { name: "gave-up", id: "s2", phase: "failed", reason: "FailedAfterRetries" },
+      { name: "failed", id: "s3", phase: "failed", reason: "Action" },
+      { name: "done", id: "s4", phase: "succeeded" },
+      { name: "skipped", id: "s5", phase: "skipped" },
+      { name: "running", id: "s6", phase: "running" },
+    ]);
+    expect([...ended].sort()).to.deep.equal([sessionKey("done", "s4"), sessionKey("failed", "s3"), sessionKey("gave-up", "s2"), sessionKey("skipped", "s5")].sort());
+  });
+
   it("an Application that does not exist: the step fails and nothing runs", async () => {
     const e = memoryEngine({ kube: withApplications({}), verifyClaims: true });
     try {
