@@ -286,9 +286,9 @@ function microTime(ms: number): string {
  * This executor's Lease (coordination.k8s.io, in the executor's namespace), renewed every third of
  * its duration and deleted at shutdown; and the liveness of the others' by their Leases. A Lease
  * counts as alive until its holder's leaseDurationSeconds after its renewTime last changed as seen
- * on this executor's clock (the first sighting trusts the holder's clock, so a restarted executor need not wait), as
- * client-go's leader election does; clock skew can only cause an early takeover, which the
- * compare-and-swap writes make safe (docs/runs.md).
+ * on this executor's clock (the first sighting trusts the holder's clock, so a restarted executor
+ * need not wait), as client-go's leader election does; clock skew can only cause an early
+ * takeover, which the compare-and-swap writes make safe (docs/runs.md).
  */
 export class ReplicaLeases implements Liveness {
   private readonly api: CustomObjectsApi;

@@ -5,7 +5,7 @@ import { CelBusyError, compileCondition, compileExpression, ExpressionEvalError,
 import { parseDuration, formatDuration } from "../server/duration.js";
 import { describeError, InputError, TerminalError } from "../server/errors.js";
 import { ForbiddenAddressError, HostBusyError, httpClientDefaults, type OutboundResponse } from "../server/http-client.js";
-import { checkDeclaredOutputs } from "../server/outputs.js";
+import { checkDeclaredOutputs, formatBytes } from "../server/outputs.js";
 import { excerpt } from "../server/redact.js";
 import { parseRetryAfter, retryDelay } from "../server/retry.js";
 import { SecretMissingError, type SecretKeyRef } from "../server/secrets.js";
@@ -227,10 +227,6 @@ async function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): Prom
     }
     throw err;
   }
-}
-
-function formatBytes(n: number): string {
-  return n % (1 << 20) === 0 ? `${n >> 20} MiB` : n % 1024 === 0 ? `${n >> 10} KiB` : `${n} bytes`;
 }
 
 /** The answer is in hand and must not be asked for again: when the CEL evaluators are busy, wait for them. */
