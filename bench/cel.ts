@@ -1,5 +1,5 @@
 // CEL bounds: what evaluating off the event loop costs and buys. In one process: a real express
-// /healthz on 127.0.0.1 and the executor's CEL pool (server/cel.ts, its defaults).
+// /healthz on 127.0.0.1 and the executor's CEL pool (server/cel/cel.ts, its defaults).
 //  - per evaluation of an ordinary condition: in a worker (now) against in-thread (before: the
 //    same plan, conversions and program, on the calling thread);
 //  - /healthz latency and event-loop delay while idle, and while the review's hostile expressions
@@ -15,8 +15,8 @@ import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parse, plan, isCelError, type CelInput } from "@bufbuild/cel";
-import { celPool, closeCel, compileCondition } from "../server/cel.js";
-import { env, fromCelValue, toCelInput } from "../server/cel-values.js";
+import { celPool, closeCel, compileCondition } from "../server/cel/cel.js";
+import { env, fromCelValue, toCelInput } from "../server/cel/values.js";
 import { percentile, sleep } from "./lib/common.js";
 
 export interface LatencyWindow { pings: number; p50: number; p99: number; max: number; loopDelayP99: number; loopDelayMax: number }

@@ -1,7 +1,7 @@
 // 2. Reaction latency without wake-up: a ConfigMap's condition (data.enabled == "true") becomes
 // true → the waiting workflow step is `succeeded`. Three ways to wait, all on the real controller
 // with default flags, all Applications waiting at the same time:
-//   read-object-and-wait  ours: the executor follows the object by watch (server/object-watch.ts);
+//   read-object-and-wait  ours: the executor follows the object by watch (server/kube/object-watch.ts);
 //                         KubeVela re-evaluates the step (one executor poll) on its wait backoff
 //   bench-wait-object     built-in providers only: kube.#Read + builtin.#ConditionalWait, also on
 //                         KubeVela's wait backoff (the built-in `read-object` step cannot wait)

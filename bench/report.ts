@@ -215,7 +215,7 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
       out.push(`- **The kube client opens a new TLS connection for every request.** @kubernetes/client-node 1.x builds a new \`https.Agent\` per API call (\`KubeConfig.applySecurityAuthentication\` → \`createAgent\`), so nothing is kept alive: the table's new-connections/s equals the requests/s. The CPU profiles put \`TLSSocket.getPeerCertificate\`, \`SecureContext\` creation and the handshake at the top of the executor's CPU, and the apiserver pays a handshake per request too. ` +
         (obj1kKeep && obj1k ? `What-if (bench-only patch reusing one keep-alive agent, \`BENCH_SHARED_KUBE_AGENT=1\`): 1,000 waiting \`read-object-and-wait\` steps get ${fmt(obj1kKeep.kubeReadsPerS!)} object reads/s instead of ${fmt(obj1k.kubeReadsPerS!)}, executor CPU ${fmt(obj1kKeep.executorCpuPct)} % vs ${fmt(obj1k.executorCpuPct)} %, kube-apiserver CPU ${fmt(obj1kKeep.apiserver!.cpuPct)} % vs ${fmt(obj1k.apiserver!.cpuPct)} %, poll p99 ${fmt(obj1kKeep.client.p99)} ms vs ${fmt(obj1k.client.p99)} ms` : "") +
         (http1kKeep && http1k ? `; 1,000 \`http-request\` runs are created in ${fmt(http1kKeep.createS)} s instead of ${fmt(http1k.createS)} s, RSS after creating them ${mib(http1kKeep.rssCreatedMiB)} MiB vs ${mib(http1k.rssCreatedMiB)} MiB` : "") + ". " +
-        "Proposed fix (server/kube.ts, server/kube-run-store.ts): one keep-alive agent per KubeConfig for all API clients (override `createAgent`, or subclass `KubeConfig` so `applySecurityAuthentication` reuses it).");
+        "Proposed fix (server/kube/kube.ts, server/runs/kube-store.ts): one keep-alive agent per KubeConfig for all API clients (override `createAgent`, or subclass `KubeConfig` so `applySecurityAuthentication` reuses it).");
     }
     if (defaultStoreIsKube && http1k && http1kMem) {
       out.push(`- **The default run store writes every run to the kube-apiserver**, which dominates creating runs: 1,000 \`http-request\` runs took ${fmt(http1k.createS)} s to start (${fmt(1000 / http1k.createS)} runs/s) against ${fmt(http1kMem.createS)} s with \`--run-store memory\`` +
@@ -230,7 +230,7 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     }
     if (obj100 && obj1k) {
       out.push(`- **\`read-object-and-wait\` now follows its object by watch.** Before (commit 19f8ef8, same machine, same day) each waiting step GOT its object every second: ${BEFORE_WATCH.obj1k} for 1,000 waiting steps, and at 10,000 ${BEFORE_WATCH.obj10k}. ` +
-        "Fix (server/object-watch.ts): a list by name, then one watch from its resourceVersion, shared by every step waiting on that object as the same identity; the waits are judged on each change the watch delivers. " +
+        "Fix (server/kube/object-watch.ts): a list by name, then one watch from its resourceVersion, shared by every step waiting on that object as the same identity; the waits are judged on each change the watch delivers. " +
         `Now 100 / 1,000 waiting steps cost the kube-apiserver ${fmt(obj100.apiserver!.totalPerS)} / ${fmt(obj1k.apiserver!.totalPerS)} requests/s in all (${fmt(obj100.apiserver!.cpuPct)} / ${fmt(obj1k.apiserver!.cpuPct)} % CPU; the executor's own: run records and its Lease), executor CPU ${fmt(obj100.executorCpuPct)} / ${fmt(obj1k.executorCpuPct)} %, poll p99 ${fmt(obj100.client.p99)} / ${fmt(obj1k.client.p99)} ms` +
         (obj10k ? `; 10,000: ${fmt(obj10k.apiserver!.totalPerS)} requests/s, ${obj10k.level.n - obj10k.startFailures} of 10,000 runs started within ${obj10k.level.createBudgetS ?? 120} s (creating a run writes its StepRun: that, not the wait, bounds the start rate), poll p50 ${fmt(obj10k.client.p50)} ms, p99 ${fmt(obj10k.client.p99)} ms` : "") + ". " +
         "Distinct objects cost one watch each (one connection); past `--max-object-watches` (1,000) or without list/watch rights a wait re-reads every `--poll-interval`.");
@@ -257,7 +257,7 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   out.push("## 5. CEL bounds", "", failed("5. CEL bounds"));
   if (cel) {
     out.push(
-      "Tenants write CEL; CEL has no cost limit. Expressions are now refused at compile time past 2 nested comprehensions or 8 in all, and evaluated in worker threads (server/cel-pool.ts) that are terminated at a deadline or die of their own heap limit. No cluster in this bench: one process with the executor's CEL pool and a real express /healthz on 127.0.0.1 (bench/cel.ts).",
+      "Tenants write CEL; CEL has no cost limit. Expressions are now refused at compile time past 2 nested comprehensions or 8 in all, and evaluated in worker threads (server/cel/pool.ts) that are terminated at a deadline or die of their own heap limit. No cluster in this bench: one process with the executor's CEL pool and a real express /healthz on 127.0.0.1 (bench/cel.ts).",
       "",
       celMarkdown(cel),
       "",

@@ -14,7 +14,7 @@ import { CustomObjectsApi } from "@kubernetes/client-node";
 import { kubectl, vela } from "../test/e2e/harness.js";
 import { kubeClients, tempNamespace } from "../test/fixtures/kube.js";
 import { closedPort, reply, startTarget, type Target } from "../test/fixtures/target.js";
-import { GROUP, PLURAL, VERSION, type StepRunObject } from "../server/kube-run-store.js";
+import { GROUP, PLURAL, VERSION, type StepRunObject } from "../server/runs/kube-store.js";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

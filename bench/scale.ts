@@ -11,7 +11,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Pool } from "undici";
-import { namespaceKey, sign } from "../server/auth.js";
+import { namespaceKey, sign } from "../server/http/auth.js";
 import type { BenchContext } from "./lib/context.js";
 import { apiserverRequests, componentCpu, createObject, deltaRequests, tempNamespace } from "./lib/cluster.js";
 import { fmt, log, MiB, pool, sleep, summary } from "./lib/common.js";

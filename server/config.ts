@@ -2,8 +2,8 @@
 // in-cluster Deployment. Only main.ts calls this.
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { parseDuration } from "./duration.js";
-import { AllowListError, OutboundPolicy } from "./outbound-policy.js";
+import { parseDuration } from "./shared/duration.js";
+import { AllowListError, OutboundPolicy } from "./outbound/outbound-policy.js";
 
 export interface Config {
   host: string;

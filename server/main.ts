@@ -2,26 +2,26 @@
 // The only file that reads the environment.
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
-import { createApp } from "./app.js";
-import { ApplicationWatch } from "./application-watch.js";
-import { NamespaceKeys } from "./namespace-keys.js";
-import { followStepLifecycle } from "./step-lifecycle.js";
+import { createApp } from "./http/app.js";
+import { ApplicationWatch } from "./kubevela/application-watch.js";
+import { NamespaceKeys } from "./http/namespace-keys.js";
+import { followStepLifecycle } from "./kubevela/step-lifecycle.js";
 import { ConfigError, loadConfig, usage } from "./config.js";
-import { newExecutorIdentity, RunEngine, type EngineDeps } from "./engine.js";
-import { ApplicationEvents } from "./events.js";
-import { GithubHub } from "./github.js";
-import { createHttpClient } from "./http-client.js";
-import { KubeRunStore, ReplicaLeases } from "./kube-run-store.js";
-import { createKubeReader, loadKubeConfig } from "./kube.js";
-import { createLogger } from "./log.js";
-import { createMetrics, githubResource, metricsObserver } from "./metrics.js";
-import { observers } from "./observe.js";
-import { MemoryRunStore } from "./runs.js";
-import { ObjectWatches } from "./object-watch.js";
-import { ApplicationLookup } from "./applications.js";
-import { ApplicationSessionProbe } from "./session-probe.js";
-import { ApplicationWaker, noWake } from "./wake.js";
-import { closeCel, configureCel } from "./cel.js";
+import { newExecutorIdentity, RunEngine, type EngineDeps } from "./runs/engine.js";
+import { ApplicationEvents } from "./observe/events.js";
+import { GithubHub } from "../steps/github-actions/github-client.js";
+import { createHttpClient } from "./outbound/http-client.js";
+import { KubeRunStore, ReplicaLeases } from "./runs/kube-store.js";
+import { createKubeReader, loadKubeConfig } from "./kube/kube.js";
+import { createLogger } from "./observe/log.js";
+import { createMetrics, githubResource, metricsObserver } from "./observe/metrics.js";
+import { observers } from "./observe/observe.js";
+import { MemoryRunStore } from "./runs/store.js";
+import { ObjectWatches } from "./kube/object-watch.js";
+import { ApplicationLookup } from "./kubevela/applications.js";
+import { ApplicationSessionProbe } from "./kubevela/session-probe.js";
+import { ApplicationWaker, noWake } from "./kubevela/wake.js";
+import { closeCel, configureCel } from "./cel/cel.js";
 import { createStepKinds } from "../steps/index.js";
 
 async function main() {
@@ -72,7 +72,7 @@ async function main() {
   const events = config.events ? new ApplicationEvents(kc, log, identity, metrics, { applications }) : undefined;
   const retention = { retentionMs: config.runRetentionMs, maxFinished: config.runMaxFinished };
   const waker = config.wake ? new ApplicationWaker(kc, log) : noWake;
-  // Every namespace with an Application gets its own key to sign steps with (server/auth.ts).
+  // Every namespace with an Application gets its own key to sign steps with (server/http/auth.ts).
   const applicationWatch = new ApplicationWatch(kc, log);
   const keys = new NamespaceKeys(kc, log, {
     tokens: config.tokens, configNamespace: "vela-system", configName: "step-executor", resyncMs: 5 * 60_000,

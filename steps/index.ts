@@ -1,10 +1,10 @@
 // The registry of step kinds: the route looks kinds up here. A new kind adds one line.
-import { applyAndWait } from "./apply-and-wait.js";
-import type { GithubHub } from "../server/github.js";
-import { createGithubActionsStep, githubActions } from "./github-actions.js";
-import { httpRequest } from "./http-request.js";
-import { readObjectAndWait } from "./read-object-and-wait.js";
-import type { StepKind } from "./types.js";
+import { applyAndWait } from "./apply-and-wait/step.js";
+import type { GithubHub } from "./github-actions/github-client.js";
+import { createGithubActionsStep, githubActions } from "./github-actions/step.js";
+import { httpRequest } from "./http-request/step.js";
+import { readObjectAndWait } from "./read-object-and-wait/step.js";
+import type { StepKind } from "../server/contract/step.js";
 
 export const stepKinds: ReadonlyMap<string, StepKind> = new Map<string, StepKind>(
   ([httpRequest, readObjectAndWait, applyAndWait, githubActions] as StepKind<never, never>[]).map((k) => [k.kind, k as StepKind]),

@@ -16,7 +16,7 @@ import type { AddressInfo } from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { writeHeapSnapshot } from "node:v8";
 import { KubeConfig } from "@kubernetes/client-node";
-import { RunEngine } from "../../server/engine.js";
+import { RunEngine } from "../../server/runs/engine.js";
 
 // ---- polls --------------------------------------------------------------------------------------
 const pollsByApp = new Map<string, number>();

@@ -77,7 +77,7 @@ export async function installVariants(addonDir: string, workDir: string, executo
     /\t\tkeyring: #Read & \{\$params: value: \{[\s\S]*?\}\}\n/,
     `\t\tkeyring: $returns: value: {\n` +
     `\t\t\tmetadata: annotations: "step-executor.oam.dev/url": ${JSON.stringify(executorURL)}\n` +
-    // server/auth.ts namespaceKey, in CUE: the key the executor writes for the Application's namespace.
+    // server/http/auth.ts namespaceKey, in CUE: the key the executor writes for the Application's namespace.
     `\t\t\tdata: key: base64.Encode(null, hex.Encode(hmac.Sign("SHA256", '${token}', "step-executor namespace key v1\\n" + context.namespace)))\n` +
     `\t\t}\n`,
   );

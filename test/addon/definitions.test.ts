@@ -10,8 +10,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildAddon, dummyKubeconfig, harnessOrFail, kinds, removeDir, sh, tempDir, velaBin, type Kind } from "./fixture.js";
 import { schemas } from "../../steps/generated/index.js";
-import { namespaceKey } from "../../server/auth.js";
-import { recordName } from "../../server/kube-run-store.js";
+import { namespaceKey } from "../../server/http/auth.js";
+import { recordName } from "../../server/runs/kube-store.js";
 
 const TOKEN = "addon-test-token-0123456789";
 
@@ -115,7 +115,7 @@ interface Scenario {
   polls?: number;
 }
 
-/** Secret `step-executor` of the Application's namespace ("demo"), as the executor writes it (server/namespace-keys.ts). */
+/** Secret `step-executor` of the Application's namespace ("demo"), as the executor writes it (server/http/namespace-keys.ts). */
 function addonObjects(url: string | null, token: string | null = TOKEN, namespace = "demo"): object[] {
   const metadata = { name: "step-executor", namespace, annotations: url === null ? {} : { "step-executor.oam.dev/url": url } };
   return [{ apiVersion: "v1", kind: "Secret", metadata, data: token === null ? {} : { key: Buffer.from(namespaceKey(token, namespace)).toString("base64") } }];
@@ -365,7 +365,7 @@ describe("addon: step definitions run by KubeVela's step runner", function () {
     });
   });
   // ---- answers from the run's record (docs/runs.md, "Outages") ----------------------------------
-  /** The StepRun the executor keeps for run demo/<app>/<step>/session-1, as server/kube-run-store.ts writes it. */
+  /** The StepRun the executor keeps for run demo/<app>/<step>/session-1, as server/runs/kube-store.ts writes it. */
   const stepRun = (status: Record<string, unknown>, o: { app?: string; step?: string; session?: string; kind?: string; name?: string } = {}) => {
     const run = { namespace: "demo", application: o.app ?? "web", step: o.step ?? "the-step", session: o.session ?? "session-1" };
     return {

@@ -56,7 +56,7 @@ describe("addon: generated parameter schemas", function () {
 });
 
 describe("addon: parameter validation with the generated schemas", () => {
-  // As server/validation.ts compiles them.
+  // As server/http/validation.ts compiles them.
   const ajv = new Ajv({ allErrors: false, strict: false, useDefaults: true, coerceTypes: false, verbose: true });
   const validate = Object.fromEntries(kinds.map((k) => [k, ajv.compile(schemas[k] as object)]));
 

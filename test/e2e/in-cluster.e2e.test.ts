@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
 import { tempNamespace } from "../fixtures/kube.js";
-import { namespaceKey } from "../../server/auth.js";
+import { namespaceKey } from "../../server/http/auth.js";
 import { application, applyYaml, kubectl, vela, waitForApp } from "./harness.js";
 
 const exec = promisify(execFile);
@@ -69,7 +69,7 @@ describe("e2e: the addon in the cluster (fake nodes)", function () {
     const cm = await json("get", "configmap", "step-executor", "-n", "vela-system");
     expect(cm.data.url).to.equal(IN_CLUSTER_URL);
     // The executor copies that URL into Secret step-executor of each namespace with an Application
-    // (server/namespace-keys.ts); every definition reads it there, in its own namespace (addon/definitions/_shared).
+    // (server/http/namespace-keys.ts); every definition reads it there, in its own namespace (addon/definitions/_shared).
     for (const kind of ["http-request", "read-object-and-wait", "apply-and-wait", "github-actions"]) {
       const def = await json("get", "workflowstepdefinition", kind, "-n", "vela-system");
       const template: string = def.spec.schematic.cue.template;
@@ -88,7 +88,7 @@ describe("e2e: the addon in the cluster (fake nodes)", function () {
     const ns = await tempNamespace("e2e-gate");
     try {
       // No executor process runs here (kwok plays the kubelet), so nothing writes the namespace's
-      // Secret: written as the executor would (server/namespace-keys.ts), naming the Service.
+      // Secret: written as the executor would (server/http/namespace-keys.ts), naming the Service.
       await applyYaml({
         apiVersion: "v1", kind: "Secret", type: "Opaque",
         metadata: { name: "step-executor", namespace: ns.name, annotations: { "step-executor.oam.dev/url": cm.data.url, "step-executor.oam.dev/service": cm.data.service } },

@@ -12,7 +12,7 @@ import {
   readApp, restartVelaCore, sleep, startCountingTarget, startRunsCluster, stepPhase, stepRunsOf, workflowEnded,
   type AppState, type CountingTarget, type RunsCluster,
 } from "../../bench/runs-lib.js";
-import { FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/wake.js";
+import { FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/kubevela/wake.js";
 import { kubeClients } from "../fixtures/kube.js";
 import { applyYaml, kubectl } from "./harness.js";
 
@@ -145,7 +145,7 @@ describe("e2e: run records across executor replicas, crashes, controller restart
     const runs = await stepRunsOf(cluster.ns, app);
     const summary = JSON.stringify(runs.map((r) => [r.spec.step, r.spec.session, r.status])) + pollLog(cluster, app);
     // KubeVela may drop the first session of the pure `wait` (docs/runs.md §3): that run ends at once,
-    // cancelled, when the status shows the new session (server/step-lifecycle.ts). Only a wait may be so.
+    // cancelled, when the status shows the new session (server/kubevela/step-lifecycle.ts). Only a wait may be so.
     const dropped = runs.filter((r) => r.status?.message === "cancelled: the step has a new session in KubeVela (the workflow was restarted)");
     expect(dropped.map((r) => r.spec.step).every((st) => st === "wait"), summary).to.equal(true);
     expect(runs.filter((r) => !dropped.includes(r)).map((r) => r.spec.step).sort(), summary).to.deep.equal(["call", "wait"]);

@@ -8,7 +8,7 @@ import { expect } from "chai";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { RbacAuthorizationV1Api } from "@kubernetes/client-node";
-import { namespaceKey, sign } from "../../server/auth.js";
+import { namespaceKey, sign } from "../../server/http/auth.js";
 import { FakeGitHub } from "../github-server/server.js";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";

@@ -1,7 +1,7 @@
 // The example Grafana dashboard queries the executor's real metric names, and shows every one.
 import { expect } from "chai";
 import { readFileSync } from "node:fs";
-import { createMetrics } from "../../server/metrics.js";
+import { createMetrics } from "../../server/observe/metrics.js";
 
 interface Panel { id: number; title: string; gridPos: { x: number; y: number; w: number; h: number }; targets: { expr: string }[] }
 

@@ -18,7 +18,7 @@ describe("docs", () => {
     }
   });
 
-  it("docs/configuration.md and docs/metrics.md are what scripts/gen-ops-docs.ts makes from server/config.ts and server/metrics.ts (run `npm run gen`)", () => {
+  it("docs/configuration.md and docs/metrics.md are what scripts/gen-ops-docs.ts makes from server/config.ts and server/observe/metrics.ts (run `npm run gen`)", () => {
     const dir = mkdtempSync(join(tmpdir(), "gen-ops-docs-"));
     try {
       execFileSync(process.execPath, ["--import", "tsx", "scripts/gen-ops-docs.ts", dir]);

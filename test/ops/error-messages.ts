@@ -8,9 +8,10 @@ import { join } from "node:path";
  * interpolation. Texts with less than 12 fixed characters, or a single word, say nothing to look up.
  */
 export function errorMessages(): string[] {
-  const files = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".ts") || f.endsWith(".cue")).map((f) => readFileSync(join(dir, f), "utf8"));
+  // Every .ts/.cue file under dir, sub-folders included (server/ and steps/ are rooms of folders).
+  const files = (dir: string) => readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts") || f.endsWith(".cue")).map((f) => readFileSync(join(dir, f), "utf8"));
   const ts = [...files("server"), ...files("steps")].join("\n");
-  const cue = [...files("addon/definitions"), ...files("addon/definitions/_shared")].join("\n");
+  const cue = files("addon/definitions").join("\n");
   const found = new Set<string>();
   const keep = (text: string) => {
     const fixed = text.split(/\$\{|\\\(/)[0]!.replace(/^step-executor: /, "").trimEnd();

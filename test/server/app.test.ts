@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { namespaceKey, sign } from "../../server/auth.js";
+import { namespaceKey, sign } from "../../server/http/auth.js";
 import { signedHeaders, startExecutor, TEST_TOKEN, type Executor } from "../fixtures/executor.js";
 
 describe("executor HTTP surface", () => {
@@ -70,7 +70,7 @@ describe("executor HTTP surface", () => {
     expect(((await res.json()) as { message: string }).message).to.match(/no such endpoint/);
   });
 
-  describe("KubeVela's duplicate sessions after a restart (server/sessions.ts)", () => {
+  describe("KubeVela's duplicate sessions after a restart (server/runs/sessions.ts)", () => {
     const first = { namespace: "team-a", application: "web", step: "purge", session: "S1" };
     const second = { ...first, session: "S2" };
     const parameter = { url: "http://127.0.0.1:9/purge", method: "POST" };

@@ -1,8 +1,8 @@
 // One lookup of KubeVela Applications for the run store, Events and the reads of runs
-// (server/applications.ts), against the real kube-apiserver with KubeVela's Application CRD.
+// (server/kubevela/applications.ts), against the real kube-apiserver with KubeVela's Application CRD.
 import { expect } from "chai";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
-import { ApplicationLookup, ApplicationReadError } from "../../server/applications.js";
+import { ApplicationLookup, ApplicationReadError } from "../../server/kubevela/applications.js";
 import { applyObject, kubeClients, kubeconfigPath, tempNamespace } from "../fixtures/kube.js";
 
 /** A kubeconfig that counts the API requests made through it (each one is authenticated once). */

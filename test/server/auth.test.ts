@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { authenticate, namespaceKey, sign } from "../../server/auth.js";
-import { AuthError } from "../../server/errors.js";
+import { authenticate, namespaceKey, sign } from "../../server/http/auth.js";
+import { AuthError } from "../../server/shared/errors.js";
 
 const current = "current-token-0123456789";
 const previous = "previous-token-0123456789";

@@ -2,7 +2,7 @@ import { expect } from "chai";
 import express from "express";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { CelBusyError, CelLimitError, CelPool } from "../../server/cel-pool.js";
+import { CelBusyError, CelLimitError, CelPool } from "../../server/cel/pool.js";
 import { NESTED_ALL, NESTED_LISTS, NESTED_MAPS, rejection } from "../fixtures/cel.js";
 
 /** A real /healthz on 127.0.0.1, asked every 20 ms from this thread while `during` runs. */

@@ -1,7 +1,7 @@
 import { expect } from "chai";
-import { celPool, compileCondition, compileExpression, ExpressionEvalError, ExpressionLimitError } from "../../server/cel.js";
+import { celPool, compileCondition, compileExpression, ExpressionEvalError, ExpressionLimitError } from "../../server/cel/cel.js";
 import { ConfigError, loadConfig } from "../../server/config.js";
-import { InputError, TerminalError } from "../../server/errors.js";
+import { InputError, TerminalError } from "../../server/shared/errors.js";
 import { NESTED_ALL, NESTED_MAPS, rejection } from "../fixtures/cel.js";
 
 const object = {

@@ -2,10 +2,10 @@
 // the signed body names exists, and the step's session has not already ended in its status — so
 // a body replayed after its run record was pruned starts nothing.
 import { expect } from "chai";
-import type { ApplicationMeta } from "../../server/applications.js";
-import { endedSessions, sessionKey } from "../../server/applications.js";
-import type { KubeReader } from "../../server/kube.js";
-import type { StepKind } from "../../steps/types.js";
+import type { ApplicationMeta } from "../../server/kubevela/applications.js";
+import { endedSessions, sessionKey } from "../../server/kubevela/applications.js";
+import type { KubeReader } from "../../server/kube/kube.js";
+import type { StepKind } from "../../server/contract/step.js";
 import { memoryEngine, newRun, secretsOnly } from "./engine-fixture.js";
 
 let effects = 0;

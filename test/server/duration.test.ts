@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { formatDuration, parseDuration } from "../../server/duration.js";
-import { InputError } from "../../server/errors.js";
+import { formatDuration, parseDuration } from "../../server/shared/duration.js";
+import { InputError } from "../../server/shared/errors.js";
 
 describe("duration", () => {
   const ok: [string, number][] = [["10s", 10_000], ["1m30s", 90_000], ["500ms", 500], ["1.5h", 5_400_000], ["0", 0], ["2h0m1s", 7_201_000]];

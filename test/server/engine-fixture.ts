@@ -1,11 +1,12 @@
 // A RunEngine without a kube-apiserver: memory store, Secrets from a map, loopback targets
 // allowed. For tests of what the engine does with every step's result.
 import { pino } from "pino";
-import { RunEngine } from "../../server/engine.js";
-import { createHttpClient } from "../../server/http-client.js";
-import type { KubeReader } from "../../server/kube.js";
-import { MemoryRunStore } from "../../server/runs.js";
-import type { RunIdentity, StepKind, StepTuning } from "../../steps/types.js";
+import { RunEngine } from "../../server/runs/engine.js";
+import { createHttpClient } from "../../server/outbound/http-client.js";
+import type { KubeReader } from "../../server/kube/kube.js";
+import { MemoryRunStore } from "../../server/runs/store.js";
+import type { StepKind, StepTuning } from "../../server/contract/step.js";
+import type { RunIdentity } from "../../server/contract/run.js";
 
 /** Reads Secrets of `secrets` (name → data); the tests here read no objects. */
 export function secretsOnly(secrets: Record<string, Record<string, string>>): KubeReader {

@@ -2,8 +2,8 @@
 // count, new Events per Application rate-limited, nothing for an Application that is gone.
 import { expect } from "chai";
 import { pino } from "pino";
-import { ApplicationEvents, MAX_EVENT_MESSAGE } from "../../server/events.js";
-import { createMetrics } from "../../server/metrics.js";
+import { ApplicationEvents, MAX_EVENT_MESSAGE } from "../../server/observe/events.js";
+import { createMetrics } from "../../server/observe/metrics.js";
 import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
 
 interface Ev { reason: string; message: string; count: number; type: string; involvedObject: { kind: string; name: string; uid?: string }; source: { component: string }; reportingComponent: string }

@@ -3,7 +3,8 @@
 // KubeVela's reconcile workers, so a wait (a `pure` kind) answers as soon as it has looked once
 // and is waiting: a burst of starting waits must not hold the controller (issue 15).
 import { expect } from "chai";
-import type { StepContext, StepKind, StepResult } from "../../steps/types.js";
+import type { StepContext, StepKind } from "../../server/contract/step.js";
+import type { StepResult } from "../../server/contract/run.js";
 import { memoryEngine, newRun } from "./engine-fixture.js";
 
 /** A kind that reports progress at once, then ends when `release` is called. */

@@ -1,10 +1,10 @@
-// Reads as the Application's ServiceAccount (server/kube.ts kubeReaderForRun): where an
+// Reads as the Application's ServiceAccount (server/kube/kube.ts kubeReaderForRun): where an
 // Application carries app.oam.dev/service-account-name, its steps read objects and Secrets as
 // that ServiceAccount, by impersonation, on the real kube-apiserver with its real RBAC.
 import { expect } from "chai";
 import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
-import { createKubeReader, ForbiddenReadError, kubeReaderForRun } from "../../server/kube.js";
-import { ObjectWatches } from "../../server/object-watch.js";
+import { createKubeReader, ForbiddenReadError, kubeReaderForRun } from "../../server/kube/kube.js";
+import { ObjectWatches } from "../../server/kube/object-watch.js";
 import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { startExecutor, type Executor } from "../fixtures/executor.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";

@@ -1,10 +1,10 @@
-// The kube client reuses its TLS connections to the apiserver (server/kube.ts): client-node alone
+// The kube client reuses its TLS connections to the apiserver (server/kube/kube.ts): client-node alone
 // opens a new one per request. Counted by wrapping tls.connect (which https agents call for every
 // new connection) against the real kube-apiserver of the local control plane.
 import tls from "node:tls";
 import { expect } from "chai";
 import { KubeConfig, CoreV1Api } from "@kubernetes/client-node";
-import { createKubeReader, loadKubeConfig } from "../../server/kube.js";
+import { createKubeReader, loadKubeConfig } from "../../server/kube/kube.js";
 import { kubeconfigPath } from "../fixtures/kube.js";
 
 describe("kube client connections (real kube-apiserver)", function () {

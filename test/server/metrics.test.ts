@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { githubResource, hostClass } from "../../server/metrics.js";
+import { githubResource, hostClass } from "../../server/observe/metrics.js";
 import { startExecutor, type Executor } from "../fixtures/executor.js";
 import { reply, sequence, startTarget, type Target } from "../fixtures/target.js";
 

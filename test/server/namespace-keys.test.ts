@@ -1,10 +1,10 @@
-// Each namespace's key to the executor (server/namespace-keys.ts), on the real kube-apiserver:
+// Each namespace's key to the executor (server/http/namespace-keys.ts), on the real kube-apiserver:
 // written where an Application appears, rewritten when the addon's URL or the token changes.
 import { expect } from "chai";
 import { pino } from "pino";
-import { namespaceKey } from "../../server/auth.js";
-import { ApplicationWatch } from "../../server/application-watch.js";
-import { KEY_SECRET, NamespaceKeys, SERVICE_ANNOTATION, URL_ANNOTATION } from "../../server/namespace-keys.js";
+import { namespaceKey } from "../../server/http/auth.js";
+import { ApplicationWatch } from "../../server/kubevela/application-watch.js";
+import { KEY_SECRET, NamespaceKeys, SERVICE_ANNOTATION, URL_ANNOTATION } from "../../server/http/namespace-keys.js";
 import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
 
 describe("namespace keys (real kube-apiserver)", function () {

@@ -2,8 +2,8 @@
 // an apiVersion, a Secret by another spelling) are refused before any request, on the real
 // kube-apiserver: the planted Secret values appear in no answer.
 import { expect } from "chai";
-import { createKubeReader, loadKubeConfig, RefusedReadError } from "../../server/kube.js";
-import { apiVersionProblem, kindProblem, nameProblem, namespaceProblem } from "../../server/object-ref.js";
+import { createKubeReader, loadKubeConfig, RefusedReadError } from "../../server/kube/kube.js";
+import { apiVersionProblem, kindProblem, nameProblem, namespaceProblem } from "../../server/kube/object-ref.js";
 import { kubeClients, kubeconfigPath, tempNamespace } from "../fixtures/kube.js";
 import { newRun, startExecutor, type Executor } from "../fixtures/executor.js";
 

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { judgeObject, prepareWait } from "../../server/object-wait.js";
+import { judgeObject, prepareWait } from "../../server/kube/object-wait.js";
 
 const ref = { apiVersion: "v1", kind: "ConfigMap", namespace: "team-a", name: "flag" };
 

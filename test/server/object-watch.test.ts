@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { createKubeReader, loadKubeConfig } from "../../server/kube.js";
-import { ObjectWatches } from "../../server/object-watch.js";
+import { createKubeReader, loadKubeConfig } from "../../server/kube/kube.js";
+import { ObjectWatches } from "../../server/kube/object-watch.js";
 import { newRun, startExecutor } from "../fixtures/executor.js";
 import { applyObject, kubeClients, kubeconfigPath, tempNamespace } from "../fixtures/kube.js";
 

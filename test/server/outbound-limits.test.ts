@@ -1,8 +1,8 @@
-// Resource limits of outbound HTTP (server/http-client.ts): per-host concurrency and queue, the
+// Resource limits of outbound HTTP (server/outbound/http-client.ts): per-host concurrency and queue, the
 // response size caps and the time cap, against slow and huge servers on 127.0.0.1.
 import type { ServerResponse } from "node:http";
 import { expect } from "chai";
-import { createHttpClient, HostBusyError, HostLimiter, type HttpClient, type HttpClientOptions } from "../../server/http-client.js";
+import { createHttpClient, HostBusyError, HostLimiter, type HttpClient, type HttpClientOptions } from "../../server/outbound/http-client.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 
 describe("outbound limits: per-host concurrency and queue, size and time caps", function () {

@@ -1,11 +1,11 @@
-// The outbound policy (server/outbound-policy.ts) as server/http-client.ts enforces it: on the
+// The outbound policy (server/outbound/outbound-policy.ts) as server/outbound/http-client.ts enforces it: on the
 // address literal, on the address DNS gave at connect time, and on every redirect hop. Every server
 // here listens on 127.0.0.1; forbidden targets elsewhere (metadata) are refused before any packet.
 import { expect } from "chai";
-import { createHttpClient, ForbiddenAddressError, isLinkLocal, type HttpClient, type HttpClientOptions, type LookupFunction } from "../../server/http-client.js";
+import { createHttpClient, ForbiddenAddressError, isLinkLocal, type HttpClient, type HttpClientOptions, type LookupFunction } from "../../server/outbound/http-client.js";
 import { ConfigError, loadConfig } from "../../server/config.js";
-import { hostClass } from "../../server/metrics.js";
-import { AllowListError, classifyAddress, OutboundPolicy } from "../../server/outbound-policy.js";
+import { hostClass } from "../../server/observe/metrics.js";
+import { AllowListError, classifyAddress, OutboundPolicy } from "../../server/outbound/outbound-policy.js";
 import { startDns, type LocalDns } from "../fixtures/dns.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 

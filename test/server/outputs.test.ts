@@ -1,10 +1,10 @@
 // Output caps: declared outputs at prepare, serialized size at the engine, for every step kind.
 import { expect } from "chai";
-import { InputError } from "../../server/errors.js";
-import { prepareWait } from "../../server/object-wait.js";
-import { formatBytes, MAX_OUTPUT_BYTES, MAX_OUTPUTS, MAX_OUTPUTS_BYTES } from "../../server/outputs.js";
-import { httpRequest } from "../../steps/http-request.js";
-import type { StepKind } from "../../steps/types.js";
+import { InputError } from "../../server/shared/errors.js";
+import { prepareWait } from "../../server/kube/object-wait.js";
+import { formatBytes, MAX_OUTPUT_BYTES, MAX_OUTPUTS, MAX_OUTPUTS_BYTES } from "../../server/shared/outputs.js";
+import { httpRequest } from "../../steps/http-request/step.js";
+import type { StepKind } from "../../server/contract/step.js";
 import { memoryEngine, newRun } from "./engine-fixture.js";
 
 /** A step kind that outputs what its parameter says: stands for any kind. */

@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { readiness } from "../../server/readiness.js";
-import type { KubeObject } from "../../server/kube.js";
+import { readiness } from "../../server/kube/readiness.js";
+import type { KubeObject } from "../../server/kube/object-ref.js";
 
 const o = (apiVersion: string, kind: string, rest: Record<string, unknown>) => ({ apiVersion, kind, metadata: { name: "x", generation: 2 }, ...rest }) as KubeObject;
 

@@ -1,6 +1,6 @@
 import { expect } from "chai";
-import { compileExpression } from "../../server/cel.js";
-import { excerpt, Redactor, REDACTED } from "../../server/redact.js";
+import { compileExpression } from "../../server/cel/cel.js";
+import { excerpt, Redactor, REDACTED } from "../../server/shared/redact.js";
 
 /** A secretHeaders value as a target echoing the request would show it. */
 const SECRET = "Bearer tok_5fG7hJ2kL9mN3pQ8rS4tU6vW1xY0zA2b";

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { parseRetryAfter, retryDelay, sleep } from "../../server/retry.js";
+import { parseRetryAfter, retryDelay, sleep } from "../../server/shared/retry.js";
 
 describe("retry", () => {
   it("doubles the delay per retry, with jitter in [d/2, d]", () => {

@@ -2,12 +2,12 @@
 // kube-apiserver, minimal KubeVela Applications to own records, and engines wired like main.ts.
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { RunEngine, type EngineDeps } from "../../server/engine.js";
-import { createHttpClient } from "../../server/http-client.js";
-import { GROUP, KubeRunStore, PLURAL, recordName, ReplicaLeases, VERSION, type StepRunObject } from "../../server/kube-run-store.js";
-import { createKubeReader } from "../../server/kube.js";
-import type { Waker } from "../../server/wake.js";
-import type { RunIdentity } from "../../steps/types.js";
+import { RunEngine, type EngineDeps } from "../../server/runs/engine.js";
+import { createHttpClient } from "../../server/outbound/http-client.js";
+import { GROUP, KubeRunStore, PLURAL, recordName, ReplicaLeases, VERSION, type StepRunObject } from "../../server/runs/kube-store.js";
+import { createKubeReader } from "../../server/kube/kube.js";
+import type { Waker } from "../../server/kubevela/wake.js";
+import type { RunIdentity } from "../../server/contract/run.js";
 import { cueBin, sh } from "../addon/fixture.js";
 import { kubeClients } from "../fixtures/kube.js";
 

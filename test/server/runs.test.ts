@@ -11,13 +11,13 @@ import { pino } from "pino";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 import { loadConfig } from "../../server/config.js";
-import { KubeRunStore, PHASE_LABEL, ReplicaLeases, leaseName } from "../../server/kube-run-store.js";
-import { MemoryRunStore, recordsToPrune, retentionDefaults, runKey } from "../../server/runs.js";
-import { ApplicationSessionProbe, holdsSession } from "../../server/session-probe.js";
-import { ApplicationWaker, FIELD_MANAGER, FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/wake.js";
-import { httpRequest } from "../../steps/http-request.js";
-import { readObjectAndWait } from "../../steps/read-object-and-wait.js";
-import type { RunIdentity } from "../../steps/types.js";
+import { KubeRunStore, PHASE_LABEL, ReplicaLeases, leaseName } from "../../server/runs/kube-store.js";
+import { MemoryRunStore, recordsToPrune, retentionDefaults, runKey } from "../../server/runs/store.js";
+import { ApplicationSessionProbe, holdsSession } from "../../server/kubevela/session-probe.js";
+import { ApplicationWaker, FIELD_MANAGER, FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/kubevela/wake.js";
+import { httpRequest } from "../../steps/http-request/step.js";
+import { readObjectAndWait } from "../../steps/read-object-and-wait/step.js";
+import type { RunIdentity } from "../../server/contract/run.js";
 import { sh } from "../addon/fixture.js";
 import {
   createApplication, installStepRunCrd, log, readApplication, readStepRun, recordingWaker, startKubeExecutor, until, type TestExecutor,

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { SessionAliases } from "../../server/sessions.js";
+import { SessionAliases } from "../../server/runs/sessions.js";
 
 const run = (session: string, step = "purge") => ({ namespace: "ns", application: "app", step, session });
 

@@ -1,7 +1,7 @@
-// When KubeVela has ended a step on its own (server/step-lifecycle.ts), from the Application as the watch sees it.
+// When KubeVela has ended a step on its own (server/kubevela/step-lifecycle.ts), from the Application as the watch sees it.
 import { expect } from "chai";
-import type { WatchedApplication } from "../../server/application-watch.js";
-import { endedByKubeVela, RESTART_SLACK_MS } from "../../server/step-lifecycle.js";
+import type { WatchedApplication } from "../../server/kubevela/application-watch.js";
+import { endedByKubeVela, RESTART_SLACK_MS } from "../../server/kubevela/step-lifecycle.js";
 
 const run = { namespace: "ns", application: "app", step: "wait", session: "S1" };
 const created = Date.parse("2026-12-06T10:00:00Z");

@@ -1,10 +1,10 @@
 // github-actions checks that need no GitHub and no cluster: apiURL schemes, and what a GitHub
 // error message may carry into a step's message.
 import { expect } from "chai";
-import { InputError } from "../../server/errors.js";
-import { describeGithubError } from "../../server/github.js";
-import { Redactor, REDACTED } from "../../server/redact.js";
-import { githubActions } from "../../steps/github-actions.js";
+import { InputError } from "../../server/shared/errors.js";
+import { describeGithubError } from "../../steps/github-actions/github-client.js";
+import { Redactor, REDACTED } from "../../server/shared/redact.js";
+import { githubActions } from "../../steps/github-actions/step.js";
 
 const run = { namespace: "tenant", application: "app", step: "gh", session: "s1" };
 const prepare = (apiURL: string) => () => githubActions.prepare({ owner: "acme", repo: "app", workflow: "deploy.yaml", ref: "main", apiURL, credentials: { token: { name: "gh" } } } as never, run);

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { generateKeyPairSync } from "node:crypto";
-import { GithubHub, type GithubOptions } from "../../server/github.js";
-import { createGithubActionsStep, type GithubActionsOptions } from "../../steps/github-actions.js";
+import { GithubHub, type GithubOptions } from "../../steps/github-actions/github-client.js";
+import { createGithubActionsStep, type GithubActionsOptions } from "../../steps/github-actions/step.js";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { closedPort } from "../fixtures/target.js";
 import { newRun, startExecutorWith } from "../github-server/harness.js";
@@ -511,7 +511,7 @@ describe("github-actions", function () {
   });
 });
 
-describe("github-actions poll interval (server/github.ts)", () => {
+describe("github-actions poll interval (steps/github-actions/github-client.ts)", () => {
   const T = 1_700_000_000_000;
   let hub: GithubHub;
   beforeEach(() => { hub = new GithubHub({ jitter: 0, now: () => T }); });

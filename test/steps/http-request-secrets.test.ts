@@ -2,10 +2,10 @@
 // who writes outputs and conditions to get the secret out: through the engine (memory store,
 // Secrets from a map), so the run's redaction is the one the executor uses.
 import { expect } from "chai";
-import { InputError } from "../../server/errors.js";
-import { REDACTED } from "../../server/redact.js";
-import { httpRequest } from "../../steps/http-request.js";
-import type { StepKind } from "../../steps/types.js";
+import { InputError } from "../../server/shared/errors.js";
+import { REDACTED } from "../../server/shared/redact.js";
+import { httpRequest } from "../../steps/http-request/step.js";
+import type { StepKind } from "../../server/contract/step.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 import { memoryEngine, newRun } from "../server/engine-fixture.js";
 

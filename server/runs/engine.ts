@@ -1,0 +1,703 @@
+// Turns polls into runs: the first poll of a run identity claims it (creates its record) and
+// starts the step's work in the background; every poll answers at once from the run store. With
+// several executors sharing a store, a poll that finds a run nobody works on any more (its
+// executor died or handed it over) takes it over and resumes it from the step's journal
+// (docs/runs.md).
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import { sessionKey } from "../kubevela/applications.js";
+import { describeError, TerminalError, UnavailableError } from "../shared/errors.js";
+import type { HttpClient } from "../outbound/http-client.js";
+import { kubeReaderForRun, type KubeReader } from "../kube/kube.js";
+import { outputsTooLarge } from "../shared/outputs.js";
+import { Redactor } from "../shared/redact.js";
+import { sleep } from "../shared/retry.js";
+import { runKey, selfOnly, StoreRejectedError, StoreUnavailableError, type Liveness, type RunRecord, type RunStore, type RunUpdate } from "./store.js";
+import { createSecretResolver } from "../kube/secrets.js";
+import { noObserver, type RunObserver, type RunOutcome } from "../observe/observe.js";
+import type { SessionProbe } from "../kubevela/session-probe.js";
+import { noWake, type Waker } from "../kubevela/wake.js";
+import type { StepContext, StepKind, StepTuning } from "../contract/step.js";
+import type { RunIdentity, StepResult } from "../contract/run.js";
+
+export interface RunView {
+  phase: RunRecord["phase"];
+  message: string;
+  outputs: Record<string, unknown>;
+  /** The template may write what the step kind admitted (StepKind.admit). */
+  approved?: true;
+}
+
+export interface EngineDeps {
+  store: RunStore;
+  kube: KubeReader;
+  http: HttpClient;
+  log: Logger;
+  tuning: StepTuning;
+  /** The first poll of a run waits this long for a quick step to finish, saving a backoff round. */
+  firstAnswerWaitMs: number;
+  now?: () => number;
+  /** This executor's name as the holder of runs; default: a new one (newExecutorIdentity). */
+  identity?: string;
+  /** Whether another executor still works on the runs it holds; default: no other executor exists. */
+  liveness?: Liveness;
+  /** Makes KubeVela poll an Application's steps now (a run finished, or needs a new executor). */
+  waker?: Waker;
+  /** On drain, hand running work over at once (another replica resumes it) instead of letting it finish. */
+  handOver?: boolean;
+  /** Least time between two progress writes of one run to the store; default 1 s. */
+  progressWriteMs?: number;
+  /** A run nobody works on and nobody polls (the sweep watches it) is deleted after this long; default 24 h. */
+  abandonAfterMs?: number;
+  /** How often the sweep prunes finished records; default 1 min. */
+  pruneIntervalMs?: number;
+  /**
+   * Steps with side effects (not `pure`) start on the second poll of a session, once KubeVela has
+   * stored the session in the Application's status, instead of on the first (docs/runs.md). Default off.
+   */
+  confirmSessions?: boolean;
+  /**
+   * Before a new run starts, check the caller's claims with the API server: the Application exists
+   * in the namespace the signed body names, and the session has not already ended there (a
+   * replayed request after the run's record was pruned starts nothing). Default off (tests).
+   */
+  verifyClaims?: boolean;
+  /** vela-core runs with AuthenticateApplication and acts as this user for an Application that names no identity: its steps read as it too. Unset: the feature is off. */
+  authenticationDefaultUser?: string;
+  /** A session claimed but never confirmed by a second poll is forgotten after this long; default 10 min. */
+  pendingTtlMs?: number;
+  /**
+   * Confirms a pending session as soon as the Application's status shows KubeVela stored it,
+   * instead of at KubeVela's second poll (its first wait backoff, 1 s). Without it, the second poll confirms.
+   */
+  sessionProbe?: SessionProbe;
+  /** When the probe looks, after the first poll (ms between looks); default 25, 25, 50, 50, 100, 100, 200, 400, 800, 1600 (KubeVela stores the status some tens of ms after the poll). */
+  sessionProbeDelaysMs?: number[];
+  /** Told when runs start, retry and end here (metrics, Kubernetes Events). */
+  observer?: RunObserver;
+}
+
+/** A name for this executor process: host (pod) name plus a random part, unique per start. */
+export function newExecutorIdentity(): string {
+  const host = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40) || "executor";
+  return `${host}-${randomBytes(4).toString("hex")}`;
+}
+
+class RunLostError extends Error {
+  constructor() {
+    super("another executor took this run over");
+  }
+}
+
+/** One run this executor works on: its latest stored record, its signals and its serialized writes. */
+class ActiveRun {
+  message: string;
+  result: RunView | undefined;
+  lost = false;
+  /** This executor answered a later poll of the run (see RunRecord.acknowledged). */
+  acknowledged = false;
+  /** Polls waiting for this run's first answer (firstAnswerWaitMs): they carry the result themselves. */
+  pollsWaiting = 0;
+  /** The step only reads (StepKind.pure). */
+  pure = false;
+  /** Resolved at the step's first progress report: a wait has looked once and goes on waiting. */
+  readonly looked: Promise<void>;
+  private markLooked!: () => void;
+  /** Why KubeVela ended the run's step on its own (RunEngine.cancel); the run ends failed with it. */
+  cancelled: string | undefined;
+  /** How the run ended here, for the observer; unset means another executor took it (lost). */
+  outcome: RunOutcome | undefined;
+  /** Aborted at a handover: waits end, a side effect in flight finishes. */
+  readonly soft = new AbortController();
+  /** Aborted when everything must stop, a side effect in flight included. */
+  readonly hard = new AbortController();
+  /** Aborted when KubeVela ended the step (RunEngine.cancel): the work stops, the record is still written. */
+  readonly stop = new AbortController();
+  readonly signal = AbortSignal.any([this.soft.signal, this.hard.signal, this.stop.signal]);
+  readonly effectSignal = AbortSignal.any([this.hard.signal, this.stop.signal]);
+  done: Promise<void> = Promise.resolve();
+  private chain: Promise<void> = Promise.resolve();
+  private progressTimer: NodeJS.Timeout | undefined;
+  private lastProgressWrite = 0;
+
+  constructor(
+    public record: RunRecord,
+    private readonly store: RunStore,
+    private readonly identity: string,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    private readonly progressWriteMs: number,
+  ) {
+    this.message = record.message;
+    this.looked = new Promise((r) => (this.markLooked = r));
+  }
+
+  view(): RunView {
+    return this.result ?? { phase: "running", message: this.message, outputs: {} };
+  }
+
+  /** KubeVela stored the run's session (RunRecord.acknowledged), so waking its Application is safe. */
+  get wakeable(): boolean {
+    return this.acknowledged || !!this.record.acknowledged;
+  }
+
+  /** Queues a compare-and-swap write; `required` writes retry until stored, lost or hard-aborted. */
+  write(update: RunUpdate, required: boolean): Promise<void> {
+    const p = this.chain.then(() => this.writeNow(update, required));
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  progress(message: string) {
+    this.markLooked();
+    if (message === this.message) return;
+    this.message = message;
+    if (this.progressTimer) return;
+    const wait = Math.max(0, this.lastProgressWrite + this.progressWriteMs - this.now());
+    this.progressTimer = setTimeout(() => {
+      this.progressTimer = undefined;
+      if (this.result || this.lost || this.signal.aborted) return;
+      this.lastProgressWrite = this.now();
+      this.write({ message: this.message }, false).catch(() => undefined);
+    }, wait);
+    this.progressTimer.unref();
+  }
+
+  stopProgress() {
+    clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
+  }
+
+  private async writeNow(update: RunUpdate, required: boolean): Promise<void> {
+    for (let i = 1; ; i++) {
+      if (this.lost) throw new RunLostError();
+      try {
+        const next = await this.store.update(this.record, update);
+        if (next) {
+          this.record = next;
+          return;
+        }
+        // Someone else wrote the record: still ours, or taken over?
+        const fresh = await this.store.get(this.record.run);
+        if (!fresh || fresh.holder !== this.identity || fresh.phase !== "running") {
+          this.lost = true;
+          this.log.warn({ holder: fresh?.holder, phase: fresh?.phase }, "run lost: another executor took it over; stopping it here");
+          this.hard.abort(new RunLostError());
+          throw new RunLostError();
+        }
+        this.record = fresh;
+      } catch (err) {
+        if (err instanceof RunLostError || err instanceof StoreRejectedError || !required || this.hard.signal.aborted) throw err;
+        if (i === 1 || i % 10 === 0) this.log.warn({ err: describeError(err), attempt: i }, "cannot write the run record; retrying");
+        try {
+          await sleep(Math.min(5_000, 100 * 2 ** Math.min(i, 6)), this.hard.signal);
+        } catch {
+          throw err;
+        }
+      }
+    }
+  }
+}
+
+export class RunEngine {
+  private readonly active = new Map<string, ActiveRun>();
+  /** Runs this executor saw without a live holder: since when, and when to wake their Application next. */
+  private readonly orphans = new Map<string, { since: number; next: number; wakes: number }>();
+  private draining = false;
+  private readonly now: () => number;
+  readonly identity: string;
+  private readonly liveness: Liveness;
+  private readonly waker: Waker;
+  private readonly observer: RunObserver;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  /** Ends the session probes at shutdown. */
+  private readonly stopping = new AbortController();
+  private lastPrune = 0;
+
+  constructor(private readonly deps: EngineDeps) {
+    this.now = deps.now ?? Date.now;
+    this.identity = deps.identity ?? newExecutorIdentity();
+    this.liveness = deps.liveness ?? selfOnly(this.identity);
+    this.waker = deps.waker ?? noWake;
+    this.observer = deps.observer ?? noObserver;
+  }
+
+  get isDraining() {
+    return this.draining;
+  }
+
+  /**
+   * Whether side effects wait until KubeVela has stored the session. Then a session KubeVela
+   * dropped is never confirmed, so recognising duplicate sessions (server/runs/sessions.ts) is not
+   * needed, and must not be done: its per-replica memory would start a second run on another replica.
+   */
+  get confirmsSessions() {
+    return this.deps.confirmSessions === true;
+  }
+
+  /** Runs this executor is working on. */
+  get activeRuns() {
+    return this.active.size;
+  }
+
+  async poll(kind: StepKind, run: RunIdentity, parameter: unknown): Promise<RunView> {
+    if (!kind.admit) return this.answer(kind, run, parameter);
+    // Checked on every poll, since the template writes on every evaluation it is approved for.
+    await kind.admit(parameter, { run, kube: this.deps.kube, tuning: this.deps.tuning });
+    const answer = await this.answer(kind, run, parameter);
+    return answer.phase === "failed" ? answer : { ...answer, approved: true };
+  }
+
+  private async answer(kind: StepKind, run: RunIdentity, parameter: unknown): Promise<RunView> {
+    const key = runKey(run);
+    const local = this.active.get(key);
+    if (local && !local.lost) {
+      if (!local.acknowledged && !local.record.acknowledged) {
+        local.acknowledged = true;
+        local.write({ acknowledged: true }, false).catch(() => undefined);
+      }
+      return local.view();
+    }
+    const existing = await this.read(run);
+    if (existing) return this.answerExisting(kind, run, parameter, existing);
+    if (this.draining) throw new UnavailableError("the step executor is shutting down; the step will be polled again");
+    const prepared = kind.prepare(parameter, run); // InputError → 422: the step fails
+    if (this.deps.verifyClaims) {
+      const refusal = await this.checkClaims(run);
+      if (refusal) return refusal;
+    }
+    const now = this.now();
+    // A session is stable only once KubeVela stored it: if the reconcile that first ran the step
+    // fails to store its status (controller restart, a concurrent write), the step gets a new
+    // session. A step with side effects therefore waits for the second poll (`pending`).
+    const pending = this.confirmsSessions && !kind.pure;
+    let claim;
+    try {
+      claim = await this.deps.store.create({
+        key, kind: kind.kind, run, phase: "running", message: `${kind.kind}: ${pending ? "starting" : "started"}`, outputs: {}, createdAt: now,
+        holder: pending ? "" : this.identity, attempts: pending ? 0 : 1,
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!claim.created) return this.answerExisting(kind, run, parameter, claim.record);
+    if (pending) {
+      this.probeSession(kind, run, parameter);
+      return view(claim.record);
+    }
+    return this.firstAnswer(this.start(kind, prepared, claim.record, undefined));
+  }
+
+  /** Why a new run of `run` must not start, as its answer; undefined when the claims hold. */
+  private async checkClaims(run: RunIdentity): Promise<RunView | undefined> {
+    let app;
+    try {
+      app = await this.deps.kube.application(run.namespace, run.application);
+    } catch (err) {
+      throw new UnavailableError(`the step executor cannot read Application ${run.namespace}/${run.application} to check the request: ${describeError(err)}`);
+    }
+    if (app === null) return { phase: "failed", message: `Application ${run.namespace}/${run.application} does not exist; the executor starts steps only for Applications it can find`, outputs: {} };
+    if (app.endedSessions?.has(sessionKey(run.step, run.session))) {
+      return { phase: "failed", message: `step ${run.step} of Application ${run.namespace}/${run.application} already ended in session ${run.session}; a repeated request starts nothing`, outputs: {} };
+    }
+    return undefined;
+  }
+
+  /** A record exists: answer from it, or take the run over when nobody works on it any more. */
+  private async answerExisting(kind: StepKind, run: RunIdentity, parameter: unknown, rec: RunRecord): Promise<RunView> {
+    if (rec.phase !== "running" || this.draining || rec.kind !== kind.kind) return view(rec);
+    if (isPending(rec)) return this.confirm(kind, run, parameter, rec);
+    if (await this.isWorkedOn(rec)) {
+      if (!rec.acknowledged) await this.acknowledge(rec);
+      return view(rec);
+    }
+    const prepared = kind.prepare(parameter, run);
+    const previous = rec.holder;
+    let taken: RunRecord | undefined;
+    try {
+      taken = await this.deps.store.update(rec, {
+        holder: this.identity,
+        attempts: rec.attempts + 1,
+        acknowledged: true,
+        message: `${bare(rec.message)} (resumed by another executor: ${previous ? `executor ${previous} stopped` : "handed over"})`,
+      });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!taken) {
+      // Another poll took it first, or it changed: answer from what is there now.
+      const fresh = await this.read(run);
+      return fresh ? view(fresh) : { phase: "running", message: `${kind.kind}: resuming`, outputs: {} };
+    }
+    this.orphans.delete(rec.key);
+    this.deps.log.info({ run: rec.key, previous, attempts: taken.attempts, checkpoint: rec.checkpoint }, "took the run over");
+    return this.firstAnswer(this.start(kind, prepared, taken, rec.checkpoint));
+  }
+
+  /**
+   * Confirms a pending run without waiting for KubeVela's second poll: once the Application's
+   * status shows the session stored (at the end of the reconcile that polled first, usually well
+   * under a second), the run is claimed and started; its end wakes the Application, so the
+   * workflow goes on at once. A session never stored is left to the sweep, as before.
+   */
+  private probeSession(kind: StepKind, run: RunIdentity, parameter: unknown): void {
+    const probe = this.deps.sessionProbe;
+    if (!probe) return;
+    const delays = this.deps.sessionProbeDelaysMs ?? [25, 25, 50, 50, 100, 100, 200, 400, 800, 1_600];
+    const key = runKey(run);
+    void (async () => {
+      for (const delay of delays) {
+        await sleep(delay, this.stopping.signal);
+        if (this.active.has(key)) return; // the second poll came first
+        if (!(await probe.stored(run))) continue;
+        const rec = await this.deps.store.get(run);
+        if (!rec || !isPending(rec) || this.draining) return;
+        await this.confirm(kind, run, parameter, rec, false);
+        return;
+      }
+    })().catch((err) => {
+      if (!this.stopping.signal.aborted) this.deps.log.debug({ err: describeError(err), run: key }, "session probe ended; the next poll confirms the session");
+    });
+  }
+
+  /** The second poll of a pending run (or the session probe): KubeVela stored the session; claim the run and start it. */
+  private async confirm(kind: StepKind, run: RunIdentity, parameter: unknown, rec: RunRecord, answer = true): Promise<RunView> {
+    const prepared = kind.prepare(parameter, run);
+    let claimed: RunRecord | undefined;
+    try {
+      claimed = await this.deps.store.update(rec, { holder: this.identity, attempts: 1, acknowledged: true, message: `${kind.kind}: started` });
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!claimed) {
+      const fresh = await this.read(run);
+      return fresh ? view(fresh) : { phase: "running", message: `${kind.kind}: starting`, outputs: {} };
+    }
+    const active = this.start(kind, prepared, claimed, undefined);
+    active.acknowledged = true;
+    return answer ? this.firstAnswer(active) : active.view();
+  }
+
+  /**
+   * Notes in the record that KubeVela polled the run again with the same session (so it has stored
+   * the session): the owner may wake the Application when the run ends. Best effort.
+   */
+  private async acknowledge(rec: RunRecord): Promise<void> {
+    try {
+      for (let i = 0, r: RunRecord | undefined = rec; i < 3 && r && r.phase === "running" && !r.acknowledged; i++) {
+        if (await this.deps.store.update(r, { acknowledged: true })) return;
+        r = await this.deps.store.get(rec.run);
+      }
+    } catch (err) {
+      this.deps.log.debug({ err: describeError(err), run: rec.key }, "could not mark the run acknowledged");
+    }
+  }
+
+  /** True while some executor works on the run: this one, or another whose lease is alive. */
+  private async isWorkedOn(rec: RunRecord): Promise<boolean> {
+    if (rec.holder === "") return false;
+    if (rec.holder === this.identity) return this.active.has(rec.key);
+    try {
+      return await this.liveness.isAlive(rec.holder);
+    } catch (err) {
+      this.deps.log.warn({ err: describeError(err), holder: rec.holder }, "cannot tell whether the run's executor is alive; assuming it is");
+      return true;
+    }
+  }
+
+  private async read(run: RunIdentity): Promise<RunRecord | undefined> {
+    try {
+      return await this.deps.store.get(run);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  private async firstAnswer(active: ActiveRun): Promise<RunView> {
+    if (this.deps.firstAnswerWaitMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      active.pollsWaiting++;
+      try {
+        // A wait answers once it has looked and goes on waiting: the poll holds one of KubeVela's
+        // reconcile workers, and a burst of starting waits must not hold them all for a second each.
+        await Promise.race([active.done, ...(active.pure ? [active.looked] : []), new Promise((r) => { timer = setTimeout(r, this.deps.firstAnswerWaitMs); })]);
+      } finally {
+        active.pollsWaiting--;
+        clearTimeout(timer);
+      }
+    }
+    return active.view();
+  }
+
+  private start(kind: StepKind, prepared: unknown, record: RunRecord, resumed: Record<string, unknown> | undefined): ActiveRun {
+    const { store, log: baseLog } = this.deps;
+    const log = baseLog.child({ run: record.key, kind: kind.kind });
+    const active = new ActiveRun(record, store, this.identity, log, this.now, this.deps.progressWriteMs ?? 1_000);
+    active.pure = kind.pure === true;
+    const redactor = new Redactor();
+    // Every read of the run, Secrets included, as the Application's ServiceAccount if it names one.
+    const kube = kubeReaderForRun(this.deps.kube, record.run, this.deps.authenticationDefaultUser);
+    const startedAt = this.now();
+    const about = { kind: kind.kind, run: record.run };
+    const ctx: StepContext = {
+      run: record.run,
+      signal: active.signal,
+      effectSignal: active.effectSignal,
+      journal: {
+        resumed,
+        record: (state) => active.write({ checkpoint: redactor.apply(state) }, true),
+      },
+      progress: (message) => {
+        const m = redactor.apply(message);
+        if (m !== active.message) log.debug({ message: m }, "progress");
+        active.progress(m);
+      },
+      retrying: (message) => {
+        const m = redactor.apply(message);
+        log.info({ message: m }, "retrying");
+        this.observer.retrying({ ...about, message: m });
+        active.progress(m);
+      },
+      kube,
+      secrets: createSecretResolver(kube, record.run.namespace, redactor),
+      redact: (value) => redactor.apply(value),
+      http: this.deps.http,
+      log,
+      tuning: this.deps.tuning,
+      now: this.now,
+      sleep: (ms) => sleep(ms, active.signal),
+    };
+    log.info({ attempts: record.attempts }, resumed ? "run resumed" : "run started");
+    this.observer.started({ ...about, resumed: record.attempts > 1, attempts: record.attempts });
+    active.done = (async () => {
+      let result: StepResult;
+      try {
+        result = await kind.execute(ctx, prepared);
+      } catch (err) {
+        if (active.lost) return;
+        if (active.cancelled) {
+          result = { phase: "failed", message: active.cancelled };
+        } else if (active.signal.aborted) {
+          active.outcome = "handed-over";
+          await this.release(active, log);
+          return;
+        } else {
+          if (!(err instanceof TerminalError)) log.error({ err: describeError(err) }, "step failed unexpectedly");
+          result = { phase: "failed", message: describeError(err) };
+        }
+      }
+      if (active.lost) return;
+      if (active.cancelled) result = { phase: "failed", message: active.cancelled };
+      active.stopProgress();
+      let final = redactor.apply({ phase: result.phase, message: result.message, outputs: result.outputs ?? {} });
+      // Every kind's outputs pass here: past the caps, KubeVela could not store its workflow context.
+      const tooLarge = outputsTooLarge(final.outputs);
+      if (tooLarge) final = { phase: "failed", message: tooLarge, outputs: {} };
+      active.result = view({ ...final });
+      try {
+        await active.write({ ...final, finishedAt: this.now() }, true);
+      } catch (err) {
+        if (err instanceof RunLostError) return;
+        if (!(err instanceof StoreRejectedError)) {
+          log.error({ err: describeError(err) }, "the run's result could not be stored before shutdown; the executor that takes the run over repeats its last step");
+          active.outcome = "handed-over";
+          return;
+        }
+        const message = `the step ${final.phase} but its result could not be stored: ${err.message}`;
+        active.result = { phase: "failed", message, outputs: {} };
+        try {
+          await active.write({ phase: "failed", message, outputs: {}, finishedAt: this.now() }, true);
+        } catch (err2) {
+          log.error({ err: describeError(err2) }, "the run's result could not be stored");
+          return;
+        }
+      }
+      active.outcome = active.result.phase === "succeeded" ? "succeeded" : "failed";
+      log.info({ phase: active.result.phase, message: active.result.message }, "run finished");
+      // Only once KubeVela stored the run's session: a write to the Application while the
+      // reconcile that first ran the step is still under way makes that reconcile's status write
+      // fail, and KubeVela then gives the step a new session, i.e. a new run (docs/runs.md).
+      // And not when a poll waiting for this answer carries it: KubeVela is in that reconcile now.
+      if (active.wakeable && active.pollsWaiting === 0 && !active.cancelled) this.waker.wake(record.run.namespace, record.run.application, `step ${record.run.step} ${active.result.phase}`);
+    })().finally(() => {
+      active.stopProgress();
+      if (this.active.get(record.key) === active) this.active.delete(record.key);
+      this.observer.finished({ ...about, outcome: active.outcome ?? "lost", message: active.result?.message ?? active.message, durationMs: this.now() - startedAt });
+    });
+    this.active.set(record.key, active);
+    return active;
+  }
+
+  /** The runs this executor works on for one Application, with when each was created. */
+  runsOf(namespace: string, application: string): { run: RunIdentity; createdAt: number }[] {
+    return [...this.active.values()]
+      .filter((a) => !a.result && !a.lost && a.record.run.namespace === namespace && a.record.run.application === application)
+      .map((a) => ({ run: a.record.run, createdAt: a.record.createdAt }));
+  }
+
+  /**
+   * KubeVela ended the run's step on its own (its timeout, a terminated or restarted workflow, the
+   * Application deleted): stops the run's work, a side effect in flight included, and records
+   * `cancelled: <why>` as its end. False when this executor has no such run under way.
+   */
+  cancel(run: RunIdentity, why: string): boolean {
+    const a = this.active.get(runKey(run));
+    if (!a || a.result || a.lost || a.cancelled) return false;
+    a.cancelled = `cancelled: ${why}`;
+    this.deps.log.info({ run: a.record.key, why }, "run cancelled: KubeVela ended its step");
+    a.stop.abort(new Error(a.cancelled));
+    return true;
+  }
+
+  /** Gives the run up so that any executor resumes it from its journal on the next poll. */
+  private async release(active: ActiveRun, log: Logger) {
+    active.stopProgress();
+    try {
+      await active.write({ holder: "", message: `${bare(active.message)} (handed over: its executor is stopping)` }, true);
+      log.info("run handed over");
+    } catch (err) {
+      if (!(err instanceof RunLostError)) log.warn({ err: describeError(err) }, "could not hand the run over; another executor takes it over when this one's lease expires");
+      return;
+    }
+    if (active.wakeable) this.waker.wake(active.record.run.namespace, active.record.run.application, `step ${active.record.run.step} handed over`);
+  }
+
+  /**
+   * Finds runs nobody works on (their executor died or handed them over) and wakes their
+   * Application, so that KubeVela polls the step now and the poll takes the run over; deletes such
+   * runs nobody polls any more after `abandonAfterMs`; prunes finished records.
+   */
+  sweep(): Promise<void> {
+    this.sweeping ??= this.sweepOnce().finally(() => { this.sweeping = undefined; });
+    return this.sweeping;
+  }
+
+  private async sweepOnce(): Promise<void> {
+    if (this.draining) return;
+    const { store, log } = this.deps;
+    const now = this.now();
+    let running: RunRecord[];
+    try {
+      running = await store.listRunning();
+    } catch (err) {
+      log.warn({ err: describeError(err) }, "sweep: cannot list running runs");
+      return;
+    }
+    const seen = new Set<string>();
+    for (const r of running) {
+      seen.add(r.key);
+      if (isPending(r)) {
+        // Never confirmed: KubeVela gave the step a new session, or the workflow is gone. Nothing
+        // was done for it, so forgetting it is safe (a late second poll just starts over).
+        if (now - r.createdAt >= (this.deps.pendingTtlMs ?? 10 * 60_000)) await store.remove(r).catch(() => undefined);
+        continue;
+      }
+      if (this.active.has(r.key) || await this.isWorkedOn(r)) {
+        this.orphans.delete(r.key);
+        continue;
+      }
+      const o = this.orphans.get(r.key) ?? { since: now, next: now, wakes: 0 };
+      this.orphans.set(r.key, o);
+      if (now - o.since >= (this.deps.abandonAfterMs ?? 24 * 60 * 60 * 1000)) {
+        log.info({ run: r.key, holder: r.holder }, "deleting a run nobody has polled since its executor stopped");
+        await store.remove(r).catch((err) => log.warn({ err: describeError(err), run: r.key }, "cannot delete an abandoned run"));
+        this.orphans.delete(r.key);
+        continue;
+      }
+      if (now >= o.next && r.acknowledged) {
+        // The step definitions answer a held, acknowledged run from its StepRun without calling
+        // any executor: release it first, so that the next evaluation calls one and takes it over.
+        if (r.holder !== "" && !(await this.releaseOrphan(r))) continue;
+        log.info({ run: r.key, holder: r.holder }, "run without a live executor: waking its Application so that its next poll resumes it");
+        this.waker.wake(r.run.namespace, r.run.application, `resume step ${r.run.step}`);
+        o.wakes++;
+        o.next = now + Math.min(5 * 60_000, 2_000 * 2 ** o.wakes);
+      }
+    }
+    for (const k of this.orphans.keys()) if (!seen.has(k)) this.orphans.delete(k);
+    // A wait KubeVela never polled again (it gave the step a new session): stop it. Only waits:
+    // anything else may have acted, and its record must stay to answer a late poll.
+    for (const a of this.active.values()) {
+      if (a.pure && !a.wakeable && !a.result && now - a.record.createdAt >= (this.deps.pendingTtlMs ?? 10 * 60_000)) {
+        log.info({ run: a.record.key }, "stopping a run KubeVela never polled again (its step got a new session)");
+        a.lost = true;
+        a.hard.abort(new Error("session dropped by KubeVela"));
+        await store.remove(a.record).catch(() => undefined);
+      }
+    }
+    if (now - this.lastPrune >= (this.deps.pruneIntervalMs ?? 60_000)) {
+      this.lastPrune = now;
+      try {
+        const n = await store.prune();
+        if (n > 0) log.info({ deleted: n }, "pruned finished runs");
+      } catch (err) {
+        log.warn({ err: describeError(err) }, "sweep: cannot prune finished runs");
+      }
+    }
+  }
+
+  /** Empties the holder of a run whose executor is gone (a compare-and-swap write); false if it changed meanwhile or cannot be written. */
+  private async releaseOrphan(r: RunRecord): Promise<boolean> {
+    try {
+      const released = await this.deps.store.update(r, { holder: "", message: `${bare(r.message)} (handed over: executor ${r.holder} stopped)` });
+      if (released) this.deps.log.info({ run: r.key, previous: r.holder }, "released a run whose executor stopped");
+      return released !== undefined;
+    } catch (err) {
+      this.deps.log.warn({ err: describeError(err), run: r.key }, "sweep: cannot release a run whose executor stopped");
+      return false;
+    }
+  }
+
+  /** Sweeps now and then every `intervalMs` until drained. */
+  startSweeping(intervalMs: number): void {
+    if (this.sweepTimer || intervalMs <= 0) return;
+    void this.sweep();
+    this.sweepTimer = setInterval(() => void this.sweep(), intervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Stops taking new runs. With `handOver`, running runs end their waits at once and are released
+   * for another executor (a side effect in flight finishes first); otherwise they may finish. After
+   * `graceMs` everything still running is aborted (and released).
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    this.stopping.abort(new Error("executor shutting down"));
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    const runs = [...this.active.values()];
+    if (this.deps.handOver) for (const r of runs) r.soft.abort(new Error("executor shutting down: handing the run over"));
+    const all = Promise.allSettled(runs.map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), graceMs); })]);
+    clearTimeout(timer);
+    if (timedOut) {
+      for (const r of runs) r.hard.abort(new Error("executor shutting down"));
+      // A step stuck in a call that ignores its signal must not hold the process forever.
+      await Promise.race([all, new Promise((r) => setTimeout(r, 5_000).unref())]);
+    }
+    await this.sweeping;
+  }
+}
+
+function unavailable(err: unknown): Error {
+  if (err instanceof UnavailableError) return err;
+  return new StoreUnavailableError(`the step executor cannot reach its run store: ${describeError(err)}`, { cause: err });
+}
+
+/** A message without the notes a handover or takeover appended to it. */
+function bare(message: string): string {
+  return message.replace(/( \((resumed by another executor|handed over): [^)]*\))+$/, "");
+}
+
+/** Claimed by a first poll, waiting for the second to confirm the session; nothing done yet. */
+function isPending(r: RunRecord): boolean {
+  return r.phase === "running" && r.attempts === 0 && r.holder === "";
+}
+
+function view(r: Pick<RunRecord, "phase" | "message" | "outputs">): RunView {
+  return { phase: r.phase, message: r.message, outputs: r.phase === "succeeded" ? r.outputs : {} };
+}

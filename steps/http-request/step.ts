@@ -1,0 +1,262 @@
+// http-request: call an HTTP endpoint once per run, retrying transient failures, judging the
+// answer with CEL conditions and exposing CEL outputs to later steps.
+import { createHash } from "node:crypto";
+import { CelBusyError, compileCondition, compileExpression, ExpressionEvalError, ExpressionLimitError, type CompiledCondition, type CompiledExpression } from "../../server/cel/cel.js";
+import { parseDuration, formatDuration } from "../../server/shared/duration.js";
+import { describeError, InputError, TerminalError } from "../../server/shared/errors.js";
+import { ForbiddenAddressError, HostBusyError, httpClientDefaults, type OutboundResponse } from "../../server/outbound/http-client.js";
+import { checkDeclaredOutputs, formatBytes } from "../../server/shared/outputs.js";
+import { excerpt } from "../../server/shared/redact.js";
+import { parseRetryAfter, retryDelay } from "../../server/shared/retry.js";
+import { SecretMissingError, type SecretKeyRef } from "../../server/kube/secrets.js";
+import { schemas } from "../generated/index.js";
+import type { HttpRequestParameter } from "../generated/http-request.js";
+import type { StepContext, StepKind } from "../../server/contract/step.js";
+import type { RunIdentity, StepResult } from "../../server/contract/run.js";
+
+/** Longest per-attempt timeout accepted: a step should not hold a connection for longer. */
+export const MAX_ATTEMPT_TIMEOUT_MS = 10 * 60 * 1000;
+/** How much of a response body a failure message quotes. */
+export const BODY_EXCERPT_CHARS = 200;
+const VARIABLES = ["response"] as const;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * Headers about the connection, which undici sets from the URL and body. Host above all: an
+ * override would send a request to an allowed address in the name of another host (a proxy or
+ * virtual host then forwards it where the outbound policy would have refused).
+ */
+const CONNECTION_HEADERS = /^(host|connection|keep-alive|transfer-encoding|content-length|upgrade|te|trailer|expect|proxy-.*)$/i;
+
+interface Prepared {
+  method: string;
+  url: URL;
+  /** The URL as messages show it: no credentials, no query (it may hold tokens). */
+  shownUrl: string;
+  headers: Record<string, string>;
+  secretHeaders: [string, SecretKeyRef][];
+  body?: string;
+  timeoutMs: number;
+  maxAttempts: number;
+  backoff: { initialMs: number; maxMs: number };
+  successCondition?: CompiledCondition;
+  failureCondition?: CompiledCondition;
+  outputs: [string, CompiledExpression][];
+  /** Sent as Idempotency-Key on POST and PATCH (unless set): the same for every attempt of the run. */
+  idempotencyKey: string;
+}
+
+/** What the run's journal holds: the attempt that may have been sent. */
+interface Journal {
+  attempt?: number;
+}
+
+/** The variable CEL expressions see: `response.status`, `response.headers['etag']`, `response.body.x`. */
+export function responseVariable(res: OutboundResponse) {
+  let body: unknown = res.body;
+  if (/\bjson\b/i.test(res.headers["content-type"] ?? "") || /^\s*[[{]/.test(res.body)) {
+    try { body = JSON.parse(res.body); } catch { /* not JSON after all: keep the text */ }
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
+  let url: URL;
+  try {
+    url = new URL(p.url);
+  } catch {
+    throw new InputError(`url: "${p.url}" is not a valid URL; use an absolute http:// or https:// URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new InputError(`url: scheme "${url.protocol.slice(0, -1)}" is not supported; use http:// or https://`);
+  }
+  const timeoutMs = parseDuration(p.timeout, "timeout");
+  if (timeoutMs <= 0 || timeoutMs > MAX_ATTEMPT_TIMEOUT_MS) throw new InputError(`timeout: must be between 1ms and ${formatDuration(MAX_ATTEMPT_TIMEOUT_MS)}, got "${p.timeout}"`);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(p.headers ?? {})) {
+    checkHeader(name, `headers.${name}`);
+    if (/[\r\n\0]/.test(value)) throw new InputError(`headers.${name}: the value must not contain line breaks`);
+    headers[name] = value;
+  }
+  const secretHeaders = Object.entries(p.secretHeaders ?? {});
+  for (const [name] of secretHeaders) checkHeader(name, `secretHeaders.${name}`);
+  let body: string | undefined;
+  if (typeof p.body === "string") body = p.body;
+  else if (p.body !== undefined) {
+    body = JSON.stringify(p.body);
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) headers["Content-Type"] = "application/json";
+  }
+  if (body !== undefined && (p.method === "GET" || p.method === "HEAD")) {
+    throw new InputError(`body: a ${p.method} request cannot have a body; use method POST, PUT or PATCH`);
+  }
+  checkDeclaredOutputs(p.outputs);
+  const outputs = Object.entries(p.outputs ?? {}).map(([name, src]): [string, CompiledExpression] => {
+    if (name === "status") throw new InputError(`outputs.status: the name is reserved (the step always outputs the response status as "status")`);
+    return [name, compileExpression(src, `outputs.${name}`, VARIABLES)];
+  });
+  const prepared: Prepared = {
+    method: p.method,
+    url,
+    shownUrl: `${url.origin}${url.pathname}`,
+    headers,
+    secretHeaders,
+    timeoutMs,
+    maxAttempts: p.retries + 1,
+    backoff: { initialMs: parseDuration(p.backoff, "backoff"), maxMs: parseDuration(p.maxBackoff, "maxBackoff") },
+    outputs,
+    idempotencyKey: createHash("sha256").update(`${run.namespace}/${run.application}/${run.step}/${run.session}`).digest("hex").slice(0, 32),
+  };
+  if (body !== undefined) prepared.body = body;
+  if (p.successCondition) prepared.successCondition = compileCondition(p.successCondition, "successCondition", VARIABLES);
+  if (p.failureCondition) prepared.failureCondition = compileCondition(p.failureCondition, "failureCondition", VARIABLES);
+  return prepared;
+}
+
+function checkHeader(name: string, field: string) {
+  if (!TOKEN.test(name)) throw new InputError(`${field}: "${name}" is not a valid HTTP header name`);
+  if (CONNECTION_HEADERS.test(name)) {
+    throw new InputError(`${field}: the executor sets the connection-level header "${name}" itself; remove it${/^host$/i.test(name) ? " and put the host in url" : ""}`);
+  }
+}
+
+async function resolveSecretHeaders(ctx: StepContext, p: Prepared): Promise<Record<string, string>> {
+  const headers = { ...p.headers };
+  const deadline = ctx.now() + ctx.tuning.secretWaitMs;
+  for (const [name, ref] of p.secretHeaders) {
+    for (;;) {
+      try {
+        const value = await ctx.secrets.resolve(ref);
+        if (/[\r\n\0]/.test(value)) throw new TerminalError(`secretHeaders.${name}: the value of key "${ref.key}" in Secret ${ref.name} contains a line break; remove the trailing newline`);
+        headers[name] = value;
+        break;
+      } catch (err) {
+        if (!(err instanceof SecretMissingError)) throw err;
+        if (ctx.now() >= deadline) throw new TerminalError(`${err.message}, needed for header ${name}; gave up after ${formatDuration(ctx.tuning.secretWaitMs)}`);
+        ctx.progress(`waiting for ${err.message} (header ${name}); create it or fix secretHeaders.${name}`);
+        await ctx.sleep(ctx.tuning.pollIntervalMs);
+      }
+    }
+  }
+  return headers;
+}
+
+function isRetryable(status: number) {
+  return status === 429 || status === 408 || status >= 500;
+}
+
+/** Status and a body excerpt of an answer already redacted; a step that sent secretHeaders withholds the body unless the operator allows it. */
+function describeResponse(res: OutboundResponse, p: Prepared, ctx: StepContext): string {
+  const status = `${res.status}${res.statusText ? " " + res.statusText : ""}`;
+  const text = res.body.replace(/\s+/g, " ").trim();
+  if (!text) return status;
+  if (p.secretHeaders.length > 0 && !ctx.tuning.bodyExcerptWithSecrets) return `${status} (response body withheld: the request carried secretHeaders; the executor flag --body-excerpt-with-secrets quotes it)`;
+  return `${status}: ${excerpt(text, BODY_EXCERPT_CHARS)}`;
+}
+
+async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
+  const headers = await resolveSecretHeaders(ctx, p);
+  if ((p.method === "POST" || p.method === "PATCH") && !Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key")) {
+    headers["Idempotency-Key"] = p.idempotencyKey;
+  }
+  const what = `${p.method} ${p.shownUrl}`;
+  let last = "";
+  let first = 1;
+  // Another executor ran this before and stopped with attempt n recorded: the request may have
+  // reached the server. It counts as an attempt whose answer was lost (docs/runs.md).
+  const resumed = (ctx.journal.resumed as Journal | undefined)?.attempt;
+  if (resumed) {
+    last = `attempt ${resumed} may have reached the server, but the executor sending it stopped before recording the answer`;
+    if (resumed >= p.maxAttempts) {
+      return { phase: "failed", message: `${what}: ${last}; not sending it again (${p.maxAttempts} attempt${p.maxAttempts > 1 ? "s" : ""} allowed by retries) — check the server` };
+    }
+    first = resumed + 1;
+    ctx.retrying(`attempt ${resumed}/${p.maxAttempts}: ${what}: ${last}; retrying`);
+  }
+  for (let attempt = first; attempt <= p.maxAttempts; attempt++) {
+    let res: OutboundResponse | undefined;
+    let retryAfterMs: number | undefined;
+    // Intent before the side effect: from here on, attempt n may have been sent.
+    await ctx.journal.record({ attempt } satisfies Journal);
+    try {
+      // A handover lets a request in flight finish (effectSignal); only a hard stop aborts it.
+      const req = { method: p.method, url: p.url, headers, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(p.body !== undefined ? { body: p.body } : {}) };
+      // Redacted before anything reads it (messages, CEL): a target may echo the secretHeaders.
+      res = ctx.redact(await ctx.http.send(req));
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      if (err instanceof ForbiddenAddressError) throw new TerminalError(`${what}: ${err.message}`);
+      // Not sent: too many requests to this host at once; retried like a network error.
+      last = err instanceof HostBusyError ? err.message : networkError(err, p.timeoutMs);
+    }
+    if (res) {
+      const verdict = await judgeWhenFree(ctx, p, res);
+      if (verdict) return verdict;
+      last = describeResponse(res, p, ctx);
+      if (!isRetryable(res.status)) {
+        const why = p.successCondition ? ` (successCondition \`${p.successCondition.source}\` is false)` : "";
+        return { phase: "failed", message: `${what} answered ${last}${why}` };
+      }
+      retryAfterMs = parseRetryAfter(res.headers["retry-after"], ctx.now());
+    }
+    if (attempt === p.maxAttempts) break;
+    const delay = retryDelay(attempt, p.backoff, retryAfterMs);
+    ctx.retrying(`attempt ${attempt}/${p.maxAttempts}: ${what}: ${last}; retrying in ${formatDuration(delay)}`);
+    await ctx.sleep(delay);
+  }
+  return { phase: "failed", message: `${what} failed after ${p.maxAttempts} attempt${p.maxAttempts > 1 ? "s" : ""}; last error: ${last}` };
+}
+
+/** Failure beats success; with no successCondition a 2xx succeeds. Undefined means "not decided". */
+async function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): Promise<StepResult | undefined> {
+  const what = `${p.method} ${p.shownUrl}`;
+  // Again after parsing: JSON escapes (\u0041) may have hidden a secret from the raw text's redaction.
+  const vars = { response: ctx.redact(responseVariable(res)) };
+  try {
+    const failure = p.failureCondition;
+    if (failure && (await failure.test(vars))) {
+      return { phase: "failed", message: `${what}: failureCondition \`${failure.source}\` is true; the server answered ${describeResponse(res, p, ctx)}` };
+    }
+    const ok = p.successCondition ? await p.successCondition.test(vars) : res.status >= 200 && res.status < 300;
+    if (!ok) return undefined;
+    const outputs: Record<string, unknown> = { status: res.status };
+    for (const [name, expr] of p.outputs) outputs[name] = await expr.evaluate(vars);
+    return { phase: "succeeded", message: `${what} answered ${res.status}${res.statusText ? " " + res.statusText : ""}`, outputs };
+  } catch (err) {
+    if (err instanceof ExpressionEvalError || err instanceof ExpressionLimitError) {
+      // A body cut at the size limit is text, not JSON: say so rather than "field not found".
+      const cut = res.truncated && typeof vars.response.body === "string" ? `; the response body is larger than ${formatBytes(httpClientDefaults.maxResponseBytes)} and was cut there, so it is text, not JSON` : "";
+      return { phase: "failed", message: `${what} answered ${res.status}, but ${err.message}${cut}` };
+    }
+    throw err;
+  }
+}
+
+/** The answer is in hand and must not be asked for again: when the CEL evaluators are busy, wait for them. */
+async function judgeWhenFree(ctx: StepContext, p: Prepared, res: OutboundResponse): Promise<StepResult | undefined> {
+  for (;;) {
+    try {
+      return await judge(p, res, ctx);
+    } catch (err) {
+      if (!(err instanceof CelBusyError)) throw err;
+      ctx.progress(`${p.method} ${p.shownUrl} answered ${res.status}; ${err.message}, trying again`);
+      await ctx.sleep(ctx.tuning.pollIntervalMs);
+    }
+  }
+}
+
+function networkError(err: unknown, timeoutMs: number): string {
+  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+  if (e.name === "TimeoutError" || e.name === "AbortError" || e.code === "UND_ERR_HEADERS_TIMEOUT" || e.code === "UND_ERR_BODY_TIMEOUT") {
+    return `no answer within ${formatDuration(timeoutMs)} (timeout)`;
+  }
+  const code = e.code ?? e.cause?.code;
+  const detail = describeError(err);
+  return code && !detail.includes(code) ? `${code} ${detail}` : detail;
+}
+
+export const httpRequest: StepKind<HttpRequestParameter, Prepared> = {
+  kind: "http-request",
+  description: "Call an HTTP endpoint with retries, CEL success/failure conditions and outputs",
+  schema: schemas["http-request"],
+  prepare,
+  execute,
+};
