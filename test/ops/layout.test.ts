@@ -84,6 +84,26 @@ describe("code layout", () => {
     for (const kind of kinds) expect(statSync(join("steps", kind, "step.ts")).isFile(), `steps/${kind}/step.ts`).to.equal(true);
   });
 
+  it("names every suite that needs the control plane *.apiserver.test.ts, so `npm run test:unit` runs without one", () => {
+    const all = [...files, ...tsFiles("test")];
+    const graph = importGraph(all);
+    const needsApiServer = resolve("test/fixtures/kube.ts");
+    const reaches = (from: string): boolean => {
+      const seen = new Set<string>(), todo = [from];
+      while (todo.length) {
+        const f = todo.pop()!;
+        if (f === needsApiServer) return true;
+        if (!seen.has(f)) { seen.add(f); todo.push(...(graph.get(f) ?? [])); }
+      }
+      return false;
+    };
+    const suites = all.filter((f) => /^test\/(server|steps|addon)\/.*\.test\.ts$/.test(rel(f)));
+    const unit = suites.filter((f) => !f.endsWith(".apiserver.test.ts"));
+    expect(unit.length, "unit suites found").to.be.greaterThan(10);
+    expect(unit.filter(reaches).map(rel), "these reach test/fixtures/kube.ts (the control plane): rename them *.apiserver.test.ts").to.deep.equal([]);
+    expect(suites.filter((f) => f.endsWith(".apiserver.test.ts") && !reaches(f)).map(rel), "named .apiserver but never use the control plane").to.deep.equal([]);
+  });
+
   it("keeps step code out of server/: no server module imports a step kind's folder (main.ts wires them)", () => {
     const graph = importGraph(files);
     const offending = [...graph].filter(([f]) => rel(f).startsWith("server/") && rel(f) !== "server/main.ts")
