@@ -75,7 +75,12 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
     ...(level.sharedKubeAgent ? { env: { BENCH_SHARED_KUBE_AGENT: "1" } } : {}),
     // "http" holds one request per waiting step to the one target host: lift the per-host limit
     // (default 16 in flight, 256 queued), which would otherwise queue and refuse them.
-    flags: [...(level.mode === "http" && hasFlag("outbound-host-concurrency") ? ["--outbound-host-concurrency", String(level.n + 16), "--outbound-host-queue", "0"] : []), ...(level.flags ?? [])],
+    // The levels measure n waiting steps on one replica: lift --max-runs (default 1,000) to n too.
+    flags: [
+      ...(level.mode === "http" && hasFlag("outbound-host-concurrency") ? ["--outbound-host-concurrency", String(level.n + 16), "--outbound-host-queue", "0"] : []),
+      ...(hasFlag("max-runs") ? ["--max-runs", String(level.n)] : []),
+      ...(level.flags ?? []),
+    ],
   });
   await sleep(ctx.smoke ? 200 : 1_000);
   const rssIdleMiB = executor.proc().rssBytes / MiB;

@@ -14,6 +14,8 @@ export interface Config {
   pollIntervalMs: number;
   /** Objects followed by a watch at once; beyond, waits poll. */
   maxObjectWatches: number;
+  /** Most runs worked on at once; past it new steps wait (--max-runs). */
+  maxRuns: number;
   secretWaitMs: number;
   firstAnswerWaitMs: number;
   shutdownGraceMs: number;
@@ -70,6 +72,7 @@ export const configOptions = {
   "log-level": { type: "string", env: "STEP_EXECUTOR_LOG_LEVEL", default: "info", help: "trace|debug|info|warn|error" },
   "poll-interval": { type: "string", env: "STEP_EXECUTOR_POLL_INTERVAL", default: "1s", help: "how often a waiting step re-reads an object it cannot watch (past --max-object-watches, or list/watch not allowed)" },
   "max-object-watches": { type: "string", env: "STEP_EXECUTOR_MAX_OBJECT_WATCHES", default: "1000", help: "objects followed by a watch at once (one API server connection each, shared by the steps waiting on it); beyond it, waits poll" },
+  "max-runs": { type: "string", env: "STEP_EXECUTOR_MAX_RUNS", default: "1000", help: "most runs worked on at once (each waiting step is one; memory grows with them, docs/operations.md \"Sizing\"); past it a new step waits with the message 'executor at capacity (N runs); waiting' and starts on a later poll" },
   "secret-wait": { type: "string", env: "STEP_EXECUTOR_SECRET_WAIT", default: "5m", help: "how long a step waits for a missing Secret" },
   "first-answer-wait": { type: "string", env: "STEP_EXECUTOR_FIRST_ANSWER_WAIT", default: "1s", help: "how long the first poll of a run waits for a quick result (a wait answers as soon as it has looked once)" },
   "shutdown-grace": { type: "string", env: "STEP_EXECUTOR_SHUTDOWN_GRACE", default: "20s", help: "how long shutdown waits for running steps" },
@@ -146,7 +149,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     if (err instanceof AllowListError) throw new ConfigError(`--outbound-allow: ${err.message}`);
     throw err;
   }
-  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue" | "max-object-watches" | "cel-workers" | "cel-heap", min: number) => {
+  const positive = (k: "outbound-host-concurrency" | "outbound-host-queue" | "max-object-watches" | "max-runs" | "cel-workers" | "cel-heap", min: number) => {
     const n = Number(get(k));
     if (!Number.isInteger(n) || n < min) throw new ConfigError(`--${k}: "${get(k)}" must be an integer >= ${min}`);
     return n;
@@ -179,6 +182,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config | "he
     logLevel: get("log-level")!,
     pollIntervalMs: duration("poll-interval"),
     maxObjectWatches: positive("max-object-watches", 0),
+    maxRuns: positive("max-runs", 1),
     secretWaitMs: duration("secret-wait"),
     firstAnswerWaitMs: duration("first-answer-wait"),
     shutdownGraceMs: duration("shutdown-grace"),

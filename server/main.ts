@@ -93,7 +93,9 @@ async function main() {
     // Starts a confirmed side effect when KubeVela's status shows the session, not a backoff round later.
     sessionProbe: new ApplicationSessionProbe(kc),
     observer: observers(metricsObserver(metrics), ...(events ? [events.observer()] : [])),
+    maxRuns: config.maxRuns,
   };
+  metrics.maxRuns.set(config.maxRuns);
   if (config.runStore === "kube") {
     leases = new ReplicaLeases(kc, log, { identity, namespace: config.leaseNamespace, durationMs: config.leaseDurationMs, requestTimeoutMs: 10_000 });
     try {

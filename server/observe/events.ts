@@ -78,6 +78,8 @@ export class ApplicationEvents {
         if (e.outcome === "succeeded") say(e, "Normal", "StepSucceeded", `step ${e.run.step} (${e.kind}) succeeded: ${e.message}`);
         else if (e.outcome === "failed") say(e, "Warning", "StepFailed", `step ${e.run.step} (${e.kind}) failed: ${e.message}`);
       },
+      // The step's own message says so in `vela status`, on every poll until it starts.
+      deferred: () => {},
     };
   }
 

@@ -27,6 +27,8 @@ export function createMetrics(sources: MetricSources = {}) {
       buckets: [0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600], registers: [registry],
     }),
     runsRunning: new Gauge({ name: "step_executor_runs_running", help: "Runs this executor is working on now: waiting steps, and side effects under way or between retries", labelNames: ["kind"], registers: [registry] }),
+    runsDeferred: new Counter({ name: "step_executor_runs_deferred_total", help: "Polls of a new run answered 'executor at capacity' instead of starting it (the executor works on --max-runs runs; a later poll starts it), by step kind", labelNames: ["kind"], registers: [registry] }),
+    maxRuns: new Gauge({ name: "step_executor_runs_max", help: "Most runs this executor works on at once (--max-runs)", registers: [registry] }),
     outbound: new Counter({ name: "step_executor_outbound_requests_total", help: "Outbound HTTP requests, by host class and status (or error)", labelNames: ["host_class", "status"], registers: [registry] }),
     retries: new Counter({ name: "step_executor_step_retries_total", help: "Retries of a step's side effect (another attempt after a failed one), by step kind", labelNames: ["kind"], registers: [registry] }),
     githubRateRemaining: new Gauge({
@@ -66,6 +68,9 @@ export function metricsObserver(m: Metrics): RunObserver {
       m.runsRunning.dec({ kind: e.kind });
       m.runsFinished.inc({ kind: e.kind, outcome: e.outcome });
       m.runSeconds.observe({ kind: e.kind, outcome: e.outcome }, e.durationMs / 1000);
+    },
+    deferred(e) {
+      m.runsDeferred.inc({ kind: e.kind });
     },
   };
 }

@@ -18,9 +18,11 @@ export interface RunObserver {
   retrying(e: RunEvent & { message: string }): void;
   /** The run stopped on this executor; `durationMs` counts from its start here. */
   finished(e: RunEvent & { outcome: RunOutcome; message: string; durationMs: number }): void;
+  /** A run of `kind` was not started because the executor works on its maximum of runs (--max-runs); a later poll starts it. */
+  deferred(e: { kind: string }): void;
 }
 
-export const noObserver: RunObserver = { started() {}, retrying() {}, finished() {} };
+export const noObserver: RunObserver = { started() {}, retrying() {}, finished() {}, deferred() {} };
 
 /** Tells every observer; one that throws does not keep the others from hearing. */
 export function observers(...list: RunObserver[]): RunObserver {
@@ -31,5 +33,5 @@ export function observers(...list: RunObserver[]): RunObserver {
       } catch { /* an observer's bug must not fail a step */ }
     }
   };
-  return { started: each("started"), retrying: each("retrying"), finished: each("finished") };
+  return { started: each("started"), retrying: each("retrying"), finished: each("finished"), deferred: each("deferred") };
 }

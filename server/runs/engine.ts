@@ -76,6 +76,12 @@ export interface EngineDeps {
   sessionProbeDelaysMs?: number[];
   /** Told when runs start, retry and end here (metrics, Kubernetes Events). */
   observer?: RunObserver;
+  /**
+   * Most runs this executor works on at once (its memory grows with each, docs/operations.md
+   * "Sizing"); past it a new run is not started but answered `running` with a message, and starts
+   * on a later poll once a run ended (here or on another replica). Default: no limit.
+   */
+  maxRuns?: number;
 }
 
 /** A name for this executor process: host (pod) name plus a random part, unique per start. */
@@ -202,6 +208,8 @@ class ActiveRun {
 
 export class RunEngine {
   private readonly active = new Map<string, ActiveRun>();
+  /** Runs answered "at capacity", oldest first: a slot that frees wakes the oldest's Application (bounded). */
+  private readonly deferred = new Map<string, RunIdentity>();
   /** Runs this executor saw without a live holder: since when, and when to wake their Application next. */
   private readonly orphans = new Map<string, { since: number; next: number; wakes: number }>();
   private draining = false;
@@ -237,9 +245,33 @@ export class RunEngine {
     return this.deps.confirmSessions === true;
   }
 
+  /**
+   * A run ended: the step deferred longest ago may start now, without waiting for KubeVela's next
+   * poll (its backoff reaches 60 s). It starts only if its poll finds room (here or on another replica).
+   */
+  private wakeDeferred(): void {
+    const first = this.deferred.entries().next().value;
+    if (!first) return;
+    this.deferred.delete(first[0]);
+    this.waker.wake(first[1].namespace, first[1].application, `step ${first[1].step} may start: the executor has room`);
+  }
+
   /** Runs this executor is working on. */
   get activeRuns() {
     return this.active.size;
+  }
+
+  /** The answer to a run that would start here while the executor is full; undefined while there is room. */
+  private capacityAnswer(kind: StepKind, run: RunIdentity): RunView | undefined {
+    const max = this.deps.maxRuns;
+    if (max === undefined || this.active.size < max) return undefined;
+    this.observer.deferred({ kind: kind.kind });
+    const key = runKey(run);
+    if (!this.deferred.has(key)) { // a repeated poll keeps its place: first deferred, first woken
+      if (this.deferred.size >= MAX_DEFERRED) this.deferred.delete(this.deferred.keys().next().value!);
+      this.deferred.set(key, run);
+    }
+    return { phase: "running", message: `${kind.kind}: executor at capacity (${max} run${max === 1 ? "" : "s"}); waiting`, outputs: {} };
   }
 
   async poll(kind: StepKind, run: RunIdentity, parameter: unknown): Promise<RunView> {
@@ -268,6 +300,8 @@ export class RunEngine {
       const refusal = await this.checkClaims(run);
       if (refusal) return refusal;
     }
+    const full = this.capacityAnswer(kind, run);
+    if (full) return full; // no record: nothing to sweep, and a replica with room may start it
     const now = this.now();
     // A session is stable only once KubeVela stored it: if the reconcile that first ran the step
     // fails to store its status (controller restart, a concurrent write), the step gets a new
@@ -314,6 +348,8 @@ export class RunEngine {
       return view(rec);
     }
     const prepared = kind.prepare(parameter, run);
+    const full = this.capacityAnswer(kind, run);
+    if (full) return full; // still nobody's: the sweep and later polls find it again
     const previous = rec.holder;
     let taken: RunRecord | undefined;
     try {
@@ -365,6 +401,8 @@ export class RunEngine {
   /** The second poll of a pending run (or the session probe): KubeVela stored the session; claim the run and start it. */
   private async confirm(kind: StepKind, run: RunIdentity, parameter: unknown, rec: RunRecord, answer = true): Promise<RunView> {
     const prepared = kind.prepare(parameter, run);
+    const full = this.capacityAnswer(kind, run);
+    if (full) return full; // stays pending; the next poll confirms it when there is room
     let claimed: RunRecord | undefined;
     try {
       claimed = await this.deps.store.update(rec, { holder: this.identity, attempts: 1, acknowledged: true, message: `${kind.kind}: started` });
@@ -433,6 +471,7 @@ export class RunEngine {
 
   private start(kind: StepKind, prepared: unknown, record: RunRecord, resumed: Record<string, unknown> | undefined): ActiveRun {
     const { store, log: baseLog } = this.deps;
+    this.deferred.delete(record.key);
     const log = baseLog.child({ run: record.key, kind: kind.kind });
     const active = new ActiveRun(record, store, this.identity, log, this.now, this.deps.progressWriteMs ?? 1_000);
     active.pure = kind.pure === true;
@@ -523,7 +562,10 @@ export class RunEngine {
       if (active.wakeable && active.pollsWaiting === 0 && !active.cancelled) this.waker.wake(record.run.namespace, record.run.application, `step ${record.run.step} ${active.result.phase}`);
     })().finally(() => {
       active.stopProgress();
-      if (this.active.get(record.key) === active) this.active.delete(record.key);
+      if (this.active.get(record.key) === active) {
+        this.active.delete(record.key);
+        this.wakeDeferred();
+      }
       this.observer.finished({ ...about, outcome: active.outcome ?? "lost", message: active.result?.message ?? active.message, durationMs: this.now() - startedAt });
     });
     this.active.set(record.key, active);
@@ -689,6 +731,9 @@ function unavailable(err: unknown): Error {
 }
 
 /** A message without the notes a handover or takeover appended to it. */
+/** Deferred runs remembered for a wake-up; beyond it the oldest is forgotten (it still starts on KubeVela's next poll). */
+const MAX_DEFERRED = 10_000;
+
 function bare(message: string): string {
   return message.replace(/( \((resumed by another executor|handed over): [^)]*\))+$/, "");
 }

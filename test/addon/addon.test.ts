@@ -85,8 +85,9 @@ describe("addon: the addon Application", function () {
     expect(c.readinessProbe.httpGet).to.deep.equal({ path: "/readyz", port: "http" });
     expect(c.ports).to.deep.equal([{ name: "http", containerPort: 8080, protocol: "TCP" }]);
     expect(c.env).to.deep.include({ name: "STEP_EXECUTOR_TOKEN", valueFrom: { secretKeyRef: { name: "step-executor-token", key: "token" } } });
-    expect(c.resources.requests).to.have.keys("cpu", "memory");
-    expect(c.resources.limits).to.have.keys("cpu", "memory");
+    // Memory sized from BENCHMARKS.md §3 for the default --max-runs (docs/operations.md "Sizing").
+    expect(c.env).to.deep.include({ name: "STEP_EXECUTOR_MAX_RUNS", value: "1000" });
+    expect(c.resources).to.deep.equal({ requests: { cpu: "50m", memory: "192Mi" }, limits: { cpu: "500m", memory: "570Mi" } });
     expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
     const svc = find(app, "Service", "step-executor") as Obj & { spec: any };
     expect(svc.spec.ports).to.deep.equal([{ name: "http", port: 8080, targetPort: "http", protocol: "TCP" }]);
@@ -96,6 +97,12 @@ describe("addon: the addon Application", function () {
       ["kubernetes.io/hostname", "ScheduleAnyway", 1], ["topology.kubernetes.io/zone", "ScheduleAnyway", 1],
     ]);
     for (const t of pod.topologySpreadConstraints) expect(t.labelSelector.matchLabels).to.deep.equal(deploy.spec.selector.matchLabels);
+  });
+
+  it("maxRuns sets the executor's maximum and its memory limit (320 MiB + 0.25 MiB per run)", async () => {
+    const c = (find(await render({ token: TOKEN, maxRuns: 4000 }), "Deployment", "step-executor") as Obj & { spec: any }).spec.template.spec.containers[0];
+    expect(c.env).to.deep.include({ name: "STEP_EXECUTOR_MAX_RUNS", value: "4000" });
+    expect(c.resources.limits.memory).to.equal("1320Mi");
   });
 
   it("a PodDisruptionBudget keeping one replica, only when there is more than one", async () => {
@@ -184,6 +191,7 @@ describe("addon: the addon Application", function () {
     ["a short token", { token: "short" }, /MinRunes\(16\)/],
     ["an executorURL without a scheme", { token: TOKEN, executorURL: "127.0.0.1:18080" }, /executorURL|url/],
     ["zero replicas", { token: TOKEN, replicas: 0 }, /replicas/],
+    ["a maxRuns of 0", { token: TOKEN, maxRuns: 0 }, /maxRuns/],
     ["an unknown pull policy", { token: TOKEN, imagePullPolicy: "Sometimes" }, /imagePullPolicy/],
   ];
   for (const [name, args, message] of refused) {
@@ -231,7 +239,7 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
 
   it("makes the parameter schema (every parameter documented) and one definition per addon/definitions/*.cue", async () => {
     const r = await render({ token: TOKEN });
-    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["applyAllowKinds", "authenticateApplication", "authenticationDefaultUser", "executorURL", "image", "imagePullPolicy", "metricsNamespace", "outboundAllow", "replicas", "serviceMonitor", "token"]);
+    expect(Object.keys(r.parameterSchema.properties).sort()).to.deep.equal(["applyAllowKinds", "authenticateApplication", "authenticationDefaultUser", "executorURL", "image", "imagePullPolicy", "maxRuns", "metricsNamespace", "outboundAllow", "replicas", "serviceMonitor", "token"]);
     for (const [name, p] of Object.entries(r.parameterSchema.properties)) expect(p.description, name).to.be.a("string").and.not.empty;
     const kinds = readdirSync(join(root, "addon/definitions")).filter((f) => f.endsWith(".cue")).map((f) => f.slice(0, -4)).sort();
     expect(kinds).to.include.members(["apply-and-wait", "github-actions", "http-request", "read-object-and-wait"]);
@@ -259,6 +267,7 @@ describe("addon: rendered by `vela addon enable`'s own code (test/addon/harness)
   for (const [name, args, message] of [
     ["a short token", { token: "short" }, /MinRunes\(16\)/],
     ["zero replicas", { token: TOKEN, replicas: 0 }, /replicas/],
+    ["a maxRuns of 0", { token: TOKEN, maxRuns: 0 }, /maxRuns/],
   ] as const) {
     it(`refuses ${name}`, async () => {
       expect(await refusalOf(render(args))).to.match(message);

@@ -7,6 +7,7 @@ import type { KubeReader } from "../../server/kube/kube.js";
 import { MemoryRunStore } from "../../server/runs/store.js";
 import type { StepKind, StepTuning } from "../../server/contract/step.js";
 import type { RunIdentity } from "../../server/contract/run.js";
+import type { Waker } from "../../server/kubevela/wake.js";
 
 /** Reads Secrets of `secrets` (name → data); the tests here read no objects. */
 export function secretsOnly(secrets: Record<string, Record<string, string>>): KubeReader {
@@ -25,12 +26,14 @@ export function secretsOnly(secrets: Record<string, Record<string, string>>): Ku
 let n = 0;
 export const newRun = (): RunIdentity => ({ namespace: "tenant", application: "app", step: "step", session: `s${++n}` });
 
-export function memoryEngine(options: { secrets?: Record<string, Record<string, string>>; tuning?: Partial<StepTuning>; kube?: KubeReader; verifyClaims?: boolean; firstAnswerWaitMs?: number; confirmSessions?: boolean } = {}) {
+export function memoryEngine(options: { secrets?: Record<string, Record<string, string>>; tuning?: Partial<StepTuning>; kube?: KubeReader; verifyClaims?: boolean; firstAnswerWaitMs?: number; confirmSessions?: boolean; maxRuns?: number; waker?: Waker } = {}) {
   const store = new MemoryRunStore();
   const http = createHttpClient({ allow: ["127.0.0.1"] }); // test targets are on loopback
   const engine = new RunEngine({
     store, kube: options.kube ?? secretsOnly(options.secrets ?? {}), http, log: pino({ level: "silent" }), verifyClaims: options.verifyClaims,
     tuning: { pollIntervalMs: 50, secretWaitMs: 1_000, ...options.tuning }, firstAnswerWaitMs: options.firstAnswerWaitMs ?? 0, confirmSessions: options.confirmSessions,
+    ...(options.maxRuns !== undefined ? { maxRuns: options.maxRuns } : {}),
+    ...(options.waker ? { waker: options.waker } : {}),
   });
   return {
     store,
