@@ -34,6 +34,44 @@ export interface HttpRequestParameter {
     };
   };
   /**
+   * Sign each request so the receiver can verify it came from this step: an HMAC of the exact body sent (GitHub webhook style, e.g. X-Hub-Signature-256: sha256=<hex>), keyed with a value from a Secret
+   */
+  signature?: {
+    /**
+     * The Secret, in the Application's namespace, and its key holding the signing key
+     */
+    secret: {
+      /**
+       * The name of the Secret
+       */
+      name: string;
+      /**
+       * The key in the Secret whose value is the signing key
+       */
+      key: string;
+    };
+    /**
+     * The header that carries the signature
+     */
+    header: string;
+    /**
+     * The HMAC's hash function
+     */
+    algorithm: "sha256" | "sha512";
+    /**
+     * The digest's encoding in the header
+     */
+    encoding: "hex" | "base64";
+    /**
+     * Text put before the digest in the header; default: the algorithm and "=", e.g. sha256=
+     */
+    prefix?: string;
+    /**
+     * Also send the time (Unix seconds) in this header and sign "<time>.<body>" instead of the body, so the receiver can refuse replayed requests
+     */
+    timestampHeader?: string;
+  };
+  /**
    * The request body: an object is sent as JSON, a string as is
    */
   body?:
@@ -129,6 +167,66 @@ export const schema = {
         },
         "additionalProperties": false
       }
+    },
+    "signature": {
+      "description": "Sign each request so the receiver can verify it came from this step: an HMAC of the exact body sent (GitHub webhook style, e.g. X-Hub-Signature-256: sha256=<hex>), keyed with a value from a Secret",
+      "type": "object",
+      "required": [
+        "secret"
+      ],
+      "properties": {
+        "secret": {
+          "description": "The Secret, in the Application's namespace, and its key holding the signing key",
+          "type": "object",
+          "required": [
+            "name",
+            "key"
+          ],
+          "properties": {
+            "name": {
+              "description": "The name of the Secret",
+              "type": "string"
+            },
+            "key": {
+              "description": "The key in the Secret whose value is the signing key",
+              "type": "string"
+            }
+          },
+          "additionalProperties": false
+        },
+        "header": {
+          "description": "The header that carries the signature",
+          "type": "string",
+          "default": "X-Signature-256"
+        },
+        "algorithm": {
+          "description": "The HMAC's hash function",
+          "type": "string",
+          "enum": [
+            "sha256",
+            "sha512"
+          ],
+          "default": "sha256"
+        },
+        "encoding": {
+          "description": "The digest's encoding in the header",
+          "type": "string",
+          "enum": [
+            "hex",
+            "base64"
+          ],
+          "default": "hex"
+        },
+        "prefix": {
+          "description": "Text put before the digest in the header; default: the algorithm and \"=\", e.g. sha256=",
+          "type": "string"
+        },
+        "timestampHeader": {
+          "description": "Also send the time (Unix seconds) in this header and sign \"<time>.<body>\" instead of the body, so the receiver can refuse replayed requests",
+          "type": "string"
+        }
+      },
+      "additionalProperties": false
     },
     "body": {
       "description": "The request body: an object is sent as JSON, a string as is",

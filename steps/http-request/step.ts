@@ -1,6 +1,6 @@
 // http-request: call an HTTP endpoint once per run, retrying transient failures, judging the
 // answer with CEL conditions and exposing CEL outputs to later steps.
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { CelBusyError, compileCondition, compileExpression, ExpressionEvalError, ExpressionLimitError, type CompiledCondition, type CompiledExpression } from "../../server/cel/cel.js";
 import { parseDuration, formatDuration } from "../../server/shared/duration.js";
 import { describeError, InputError, TerminalError } from "../../server/shared/errors.js";
@@ -43,6 +43,17 @@ interface Prepared {
   outputs: [string, CompiledExpression][];
   /** Sent as Idempotency-Key on POST and PATCH (unless set): the same for every attempt of the run. */
   idempotencyKey: string;
+  signature?: Signature;
+}
+
+/** How each attempt is signed (parameter `signature`). */
+interface Signature {
+  ref: SecretKeyRef;
+  header: string;
+  algorithm: "sha256" | "sha512";
+  encoding: "hex" | "base64";
+  prefix: string;
+  timestampHeader?: string;
 }
 
 /** What the run's journal holds: the attempt that may have been sent. */
@@ -79,6 +90,7 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
   }
   const secretHeaders = Object.entries(p.secretHeaders ?? {});
   for (const [name] of secretHeaders) checkHeader(name, `secretHeaders.${name}`);
+  const signature = p.signature && prepareSignature(p.signature, [...Object.keys(headers), ...secretHeaders.map(([n]) => n)]);
   let body: string | undefined;
   if (typeof p.body === "string") body = p.body;
   else if (p.body !== undefined) {
@@ -106,9 +118,31 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
     idempotencyKey: createHash("sha256").update(`${run.namespace}/${run.application}/${run.step}/${run.session}`).digest("hex").slice(0, 32),
   };
   if (body !== undefined) prepared.body = body;
+  if (signature) prepared.signature = signature;
   if (p.successCondition) prepared.successCondition = compileCondition(p.successCondition, "successCondition", VARIABLES);
   if (p.failureCondition) prepared.failureCondition = compileCondition(p.failureCondition, "failureCondition", VARIABLES);
   return prepared;
+}
+
+function prepareSignature(s: NonNullable<HttpRequestParameter["signature"]>, taken: string[]): Signature {
+  const names = [["signature.header", s.header], ...(s.timestampHeader !== undefined ? [["signature.timestampHeader", s.timestampHeader]] : [])] as const;
+  for (const [field, name] of names) {
+    checkHeader(name, field);
+    const clash = taken.find((t) => t.toLowerCase() === name.toLowerCase());
+    if (clash) throw new InputError(`${field}: "${name}" is also set in headers or secretHeaders; the signature sets it, remove it there`);
+    taken = [...taken, name];
+  }
+  const prefix = s.prefix ?? `${s.algorithm}=`;
+  if (/[\r\n\0]/.test(prefix)) throw new InputError("signature.prefix: must not contain line breaks");
+  return { ref: s.secret, header: s.header, algorithm: s.algorithm, encoding: s.encoding, prefix, ...(s.timestampHeader !== undefined ? { timestampHeader: s.timestampHeader } : {}) };
+}
+
+/** The headers that sign one attempt: the HMAC of the body (or of "<time>.<body>") and the time. */
+function signatureHeaders(s: Signature, key: string, body: string | undefined, now: number): Record<string, string> {
+  const time = String(Math.floor(now / 1000));
+  const content = s.timestampHeader !== undefined ? `${time}.${body ?? ""}` : body ?? "";
+  const digest = createHmac(s.algorithm, key).update(content, "utf8").digest(s.encoding);
+  return { [s.header]: `${s.prefix}${digest}`, ...(s.timestampHeader !== undefined ? { [s.timestampHeader]: time } : {}) };
 }
 
 function checkHeader(name: string, field: string) {
@@ -118,23 +152,26 @@ function checkHeader(name: string, field: string) {
   }
 }
 
-async function resolveSecretHeaders(ctx: StepContext, p: Prepared): Promise<Record<string, string>> {
-  const headers = { ...p.headers };
-  const deadline = ctx.now() + ctx.tuning.secretWaitMs;
-  for (const [name, ref] of p.secretHeaders) {
-    for (;;) {
-      try {
-        const value = await ctx.secrets.resolve(ref);
-        if (/[\r\n\0]/.test(value)) throw new TerminalError(`secretHeaders.${name}: the value of key "${ref.key}" in Secret ${ref.name} contains a line break; remove the trailing newline`);
-        headers[name] = value;
-        break;
-      } catch (err) {
-        if (!(err instanceof SecretMissingError)) throw err;
-        if (ctx.now() >= deadline) throw new TerminalError(`${err.message}, needed for header ${name}; gave up after ${formatDuration(ctx.tuning.secretWaitMs)}`);
-        ctx.progress(`waiting for ${err.message} (header ${name}); create it or fix secretHeaders.${name}`);
-        await ctx.sleep(ctx.tuning.pollIntervalMs);
-      }
+/** A Secret's value, waiting up to --secret-wait for it to be created; `use` says what it is for. */
+async function resolveSecret(ctx: StepContext, ref: SecretKeyRef, use: { field: string; what: string }, deadline: number): Promise<string> {
+  for (;;) {
+    try {
+      const value = await ctx.secrets.resolve(ref);
+      if (/[\r\n\0]/.test(value)) throw new TerminalError(`${use.field}: the value of key "${ref.key}" in Secret ${ref.name} contains a line break; remove the trailing newline`);
+      return value;
+    } catch (err) {
+      if (!(err instanceof SecretMissingError)) throw err;
+      if (ctx.now() >= deadline) throw new TerminalError(`${err.message}, needed for ${use.what}; gave up after ${formatDuration(ctx.tuning.secretWaitMs)}`);
+      ctx.progress(`waiting for ${err.message} (${use.what}); create it or fix ${use.field}`);
+      await ctx.sleep(ctx.tuning.pollIntervalMs);
     }
+  }
+}
+
+async function resolveSecretHeaders(ctx: StepContext, p: Prepared, deadline: number): Promise<Record<string, string>> {
+  const headers = { ...p.headers };
+  for (const [name, ref] of p.secretHeaders) {
+    headers[name] = await resolveSecret(ctx, ref, { field: `secretHeaders.${name}`, what: `header ${name}` }, deadline);
   }
   return headers;
 }
@@ -153,7 +190,9 @@ function describeResponse(res: OutboundResponse, p: Prepared, ctx: StepContext):
 }
 
 async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
-  const headers = await resolveSecretHeaders(ctx, p);
+  const deadline = ctx.now() + ctx.tuning.secretWaitMs;
+  const headers = await resolveSecretHeaders(ctx, p, deadline);
+  const signingKey = p.signature && await resolveSecret(ctx, p.signature.ref, { field: "signature.secret", what: "the request signature" }, deadline);
   if ((p.method === "POST" || p.method === "PATCH") && !Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key")) {
     headers["Idempotency-Key"] = p.idempotencyKey;
   }
@@ -178,7 +217,9 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
     await ctx.journal.record({ attempt } satisfies Journal);
     try {
       // A handover lets a request in flight finish (effectSignal); only a hard stop aborts it.
-      const req = { method: p.method, url: p.url, headers, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(p.body !== undefined ? { body: p.body } : {}) };
+      // Signed per attempt: a receiver that checks the time sees each one fresh.
+      const signed = p.signature && signingKey !== undefined ? { ...headers, ...signatureHeaders(p.signature, signingKey, p.body, ctx.now()) } : headers;
+      const req = { method: p.method, url: p.url, headers: signed, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(p.body !== undefined ? { body: p.body } : {}) };
       // Redacted before anything reads it (messages, CEL): a target may echo the secretHeaders.
       res = ctx.redact(await ctx.http.send(req));
     } catch (err) {

@@ -4,6 +4,7 @@
 // Each case asserts that the workflow succeeded and what the servers standing in for the outside
 // world (service, chat webhook, CDN API, GitHub API) received.
 import { expect } from "chai";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -180,6 +181,35 @@ describe("e2e: examples/ on the real KubeVela controller", function () {
       expect(executor.logs()).to.not.contain(token);
     } finally {
       await cdn.close();
+    }
+  });
+
+  example("signed-webhook", "records the release with a request the receiver verifies (HMAC of time and body, key from the Secret)", async () => {
+    const key = `whsec-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+    const releases = await startTarget((r, res) => {
+      // What a receiver does (the example's README): recompute, compare in constant time, check the time.
+      const time = String(r.headers["x-signature-timestamp"] ?? "");
+      const want = Buffer.from("sha256=" + createHmac("sha256", key).update(`${time}.${r.body}`).digest("hex"));
+      const got = Buffer.from(String(r.headers["x-signature-256"] ?? ""));
+      const fresh = Math.abs(Date.now() / 1000 - Number(time)) < 300;
+      if (got.length !== want.length || !timingSafeEqual(got, want) || !fresh) return reply(res, 401, { error: "signature does not verify" });
+      return reply(res, 201, { id: "rel-42" });
+    });
+    try {
+      const { ns, status, ms } = await runExample("signed-webhook", { RELEASES_URL: `${releases.url}/hooks/kubevela`, RELEASES_SIGNING_KEY: key });
+      timings.push(`signed-webhook ${ms} ms`);
+      expectSucceeded(status);
+      expect(step(status, "record-release").message).to.equal(`POST ${releases.url}/hooks/kubevela answered 201 Created`);
+      expect(releases.requests).to.have.length(1);
+      expect(json(releases.requests[0]!)).to.deep.equal({ service: "shop", release: "2026.12", event: "deployed" });
+      const app = await kubectl(["get", "applications.core.oam.dev", "shop", "-n", ns, "-o", "json"]);
+      expect(app).to.not.contain(key);
+      expect(executor.logs()).to.not.contain(key);
+      expect(JSON.stringify(releases.requests[0]!.headers)).to.not.contain(key);
+      const runs = JSON.parse(await kubectl(["get", "stepruns", "-n", ns, "-o", "json"])) as { items: { spec: { step: string }; status?: { outputs?: Record<string, unknown> } }[] };
+      expect(runs.items.find((r) => r.spec.step === "record-release")?.status?.outputs).to.deep.include({ releaseId: "rel-42" });
+    } finally {
+      await releases.close();
     }
   });
 
