@@ -13,6 +13,8 @@ export class SecretMissingError extends Error {}
 
 export interface SecretResolver {
   resolve(ref: SecretKeyRef): Promise<string>;
+  /** A value obtained with a Secret (an OAuth2 access token): redacted like the Secret's own. */
+  register(value: string): void;
 }
 
 export function createSecretResolver(kube: KubeReader, namespace: string, redactor: Redactor): SecretResolver {
@@ -29,5 +31,6 @@ export function createSecretResolver(kube: KubeReader, namespace: string, redact
       redactor.add(value);
       return value;
     },
+    register: (value) => redactor.add(value),
   };
 }

@@ -3,6 +3,7 @@
 // enforced on every connection the executor opens — after DNS, so a name cannot smuggle a
 // forbidden address (DNS rebinding), and for every redirect hop, since each hop connects anew.
 // http-request uses `send`; the GitHub client uses `fetch` (octokit needs a fetch).
+import { createHash } from "node:crypto";
 import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { STATUS_CODES } from "node:http";
 import { isIP } from "node:net";
@@ -30,6 +31,8 @@ export const httpClientDefaults = {
   hostQueue: 256,
   /** Name resolution (dns.lookup); tests point it at a local DNS server. */
   lookup: dnsLookup as unknown as LookupFunction,
+  /** Connection pools kept for requests with TLS material of their own (one per distinct material); the least recently used beyond it is closed. */
+  maxTlsPools: 32,
 };
 export type HttpClientOptions = typeof httpClientDefaults;
 
@@ -41,6 +44,15 @@ export interface OutboundRequest {
   /** Covers the wait for a free slot to the host, the exchange and reading the body. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /** TLS material of this request: CAs to trust instead of the public ones, a client certificate (mutual TLS). */
+  tls?: TlsMaterial;
+}
+
+/** PEM texts, as node:tls takes them. */
+export interface TlsMaterial {
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 export interface OutboundResponse {
@@ -131,7 +143,7 @@ export class HostLimiter {
  * names and address literals before connecting, and a lookup that refuses forbidden addresses
  * after DNS. Node skips `lookup` for address literals, hence the check in the connector too.
  */
-function guardedConnector(policy: OutboundPolicy, o: HttpClientOptions): buildConnector.connector {
+function guardedConnector(policy: OutboundPolicy, o: HttpClientOptions, tls: TlsMaterial = {}): buildConnector.connector {
   const lookup = (hostname: string, opts: { all?: boolean }, cb: (err: Error | null, address: string | LookupAddress[], family?: number) => void) => {
     o.lookup(hostname, { ...opts, all: true }, (err, addresses) => {
       if (err) return cb(err, []);
@@ -144,7 +156,7 @@ function guardedConnector(policy: OutboundPolicy, o: HttpClientOptions): buildCo
       cb(null, addresses[0]!.address, addresses[0]!.family);
     });
   };
-  const connect = buildConnector({ timeout: o.connectTimeoutMs, lookup } as never);
+  const connect = buildConnector({ timeout: o.connectTimeoutMs, lookup, ...tls } as never);
   return (opts, cb) => {
     const host = opts.hostname.replace(/^\[|\]$/g, "");
     const why = isIP(host) ? policy.refusal(host, host) : policy.nameRefusal(host);
@@ -165,6 +177,23 @@ export function createHttpClient(options: Partial<HttpClientOptions> = {}, metri
   // A second pool for fetch: undici fails an exchange whose body passes maxResponseSize, where
   // `send` keeps a truncated body instead.
   const fetchAgent = new Agent({ connect, keepAliveTimeout: 10_000, maxResponseSize: o.maxFetchResponseBytes });
+  // Requests with TLS material of their own get a pool of their own (the material is part of
+  // every connection), shared by requests with the same material; bounded, least recent closed.
+  const tlsAgents = new Map<string, Agent>();
+  const agentFor = (tls: TlsMaterial | undefined): Agent => {
+    if (!tls || (!tls.ca && !tls.cert && !tls.key)) return agent;
+    const id = createHash("sha256").update(JSON.stringify([tls.ca ?? "", tls.cert ?? "", tls.key ?? ""])).digest("hex");
+    let a = tlsAgents.get(id);
+    if (a) tlsAgents.delete(id); // re-inserted below: most recently used last
+    else a = new Agent({ connect: guardedConnector(policy, o, tls), keepAliveTimeout: 10_000 });
+    tlsAgents.set(id, a);
+    if (tlsAgents.size > o.maxTlsPools) {
+      const [oldest, pool] = tlsAgents.entries().next().value!;
+      tlsAgents.delete(oldest);
+      void pool.close(); // lets requests in flight finish
+    }
+    return a;
+  };
   const count = (url: URL, status: string) => metrics?.outbound.inc({ host_class: hostClass(url.hostname), status });
   const outcome = (err: unknown) => err instanceof ForbiddenAddressError || (err as { cause?: unknown })?.cause instanceof ForbiddenAddressError ? "refused"
     : err instanceof HostBusyError ? "busy" : "error";
@@ -178,7 +207,7 @@ export function createHttpClient(options: Partial<HttpClientOptions> = {}, metri
         method: req.method as never,
         headers: req.headers,
         body: req.body,
-        dispatcher: agent,
+        dispatcher: agentFor(req.tls),
         signal,
       } as never);
       const chunks: Buffer[] = [];
@@ -241,6 +270,6 @@ export function createHttpClient(options: Partial<HttpClientOptions> = {}, metri
       }
     },
     fetch: guardedFetch,
-    close: async () => { await Promise.all([agent.close(), fetchAgent.close()]); },
+    close: async () => { await Promise.all([agent.close(), fetchAgent.close(), ...[...tlsAgents.values()].map((a) => a.close())]); },
   };
 }

@@ -4,6 +4,7 @@
 // tenants' Services and the node's loopback. So by default those are refused; the operator lists
 // what may be reached anyway. http-client.ts enforces this on every connection it opens (after
 // DNS, on every redirect); this module only decides.
+import { isIP } from "node:net";
 import ipaddr from "ipaddr.js";
 
 /** How the operator allows a target; shown in every refusal so the message says what to do. */
@@ -35,6 +36,12 @@ export function classifyAddress(address: string): AddressClass {
   if (within(LOOPBACK)) return "loopback";
   if (within(PRIVATE)) return "private";
   return "public";
+}
+
+/** `localhost` or a loopback address: the only hosts a credential may be sent to over plain http. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, "");
+  return host.toLowerCase() === "localhost" || (isIP(host) !== 0 && classifyAddress(host) === "loopback");
 }
 
 /** The operator's allow-list entry is malformed. */

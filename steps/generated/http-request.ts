@@ -34,6 +34,86 @@ export interface HttpRequestParameter {
     };
   };
   /**
+   * TLS of an https:// url: CA certificates to trust instead of the public ones (a private CA), and a client certificate to present (mutual TLS)
+   */
+  tls?: {
+    /**
+     * The CA certificates (PEM bundle) that sign the target's certificate, from a key of a ConfigMap or of a Secret in the Application's namespace; they replace the public CAs for this request
+     */
+    ca?: {
+      /**
+       * A ConfigMap key holding the bundle
+       */
+      configMapKeyRef?: {
+        /**
+         * The name of the ConfigMap
+         */
+        name: string;
+        /**
+         * The key holding the PEM bundle, e.g. ca.crt
+         */
+        key: string;
+      };
+      /**
+       * A Secret key holding the bundle
+       */
+      secretKeyRef?: {
+        /**
+         * The name of the Secret
+         */
+        name: string;
+        /**
+         * The key holding the PEM bundle, e.g. ca.crt
+         */
+        key: string;
+      };
+    };
+    /**
+     * A kubernetes.io/tls Secret in the Application's namespace (keys tls.crt and tls.key) whose certificate the step presents to the target
+     */
+    clientCertificateSecret?: string;
+  };
+  /**
+   * Authenticate with OAuth2 client credentials: the step gets a token from the token endpoint and sends it as Authorization: Bearer <token>; tokens are cached until shortly before they expire and renewed when the API answers 401
+   */
+  oauth2?: {
+    /**
+     * The token endpoint, e.g. https://login.example.com/oauth2/token (https; http only for loopback)
+     */
+    tokenURL: string;
+    /**
+     * The client id
+     */
+    clientID: string;
+    /**
+     * The Secret, in the Application's namespace, and its key holding the client secret
+     */
+    clientSecret: {
+      /**
+       * The name of the Secret
+       */
+      name: string;
+      /**
+       * The key in the Secret whose value is the client secret
+       */
+      key: string;
+    };
+    /**
+     * The scopes to ask for
+     */
+    scopes?: string[];
+    /**
+     * More form parameters for the token endpoint, e.g. audience or resource
+     */
+    params?: {
+      [k: string]: string;
+    };
+    /**
+     * How the client authenticates to the token endpoint: basic (HTTP Basic, the standard) or body (client_id and client_secret in the form)
+     */
+    authStyle: "basic" | "body";
+  };
+  /**
    * Sign each request so the receiver can verify it came from this step: an HMAC of the exact body sent (GitHub webhook style, e.g. X-Hub-Signature-256: sha256=<hex>), keyed with a value from a Secret
    */
   signature?: {
@@ -167,6 +247,124 @@ export const schema = {
         },
         "additionalProperties": false
       }
+    },
+    "tls": {
+      "description": "TLS of an https:// url: CA certificates to trust instead of the public ones (a private CA), and a client certificate to present (mutual TLS)",
+      "type": "object",
+      "properties": {
+        "ca": {
+          "description": "The CA certificates (PEM bundle) that sign the target's certificate, from a key of a ConfigMap or of a Secret in the Application's namespace; they replace the public CAs for this request",
+          "type": "object",
+          "properties": {
+            "configMapKeyRef": {
+              "description": "A ConfigMap key holding the bundle",
+              "type": "object",
+              "required": [
+                "name",
+                "key"
+              ],
+              "properties": {
+                "name": {
+                  "description": "The name of the ConfigMap",
+                  "type": "string"
+                },
+                "key": {
+                  "description": "The key holding the PEM bundle, e.g. ca.crt",
+                  "type": "string"
+                }
+              },
+              "additionalProperties": false
+            },
+            "secretKeyRef": {
+              "description": "A Secret key holding the bundle",
+              "type": "object",
+              "required": [
+                "name",
+                "key"
+              ],
+              "properties": {
+                "name": {
+                  "description": "The name of the Secret",
+                  "type": "string"
+                },
+                "key": {
+                  "description": "The key holding the PEM bundle, e.g. ca.crt",
+                  "type": "string"
+                }
+              },
+              "additionalProperties": false
+            }
+          },
+          "additionalProperties": false
+        },
+        "clientCertificateSecret": {
+          "description": "A kubernetes.io/tls Secret in the Application's namespace (keys tls.crt and tls.key) whose certificate the step presents to the target",
+          "type": "string"
+        }
+      },
+      "additionalProperties": false
+    },
+    "oauth2": {
+      "description": "Authenticate with OAuth2 client credentials: the step gets a token from the token endpoint and sends it as Authorization: Bearer <token>; tokens are cached until shortly before they expire and renewed when the API answers 401",
+      "type": "object",
+      "required": [
+        "tokenURL",
+        "clientID",
+        "clientSecret"
+      ],
+      "properties": {
+        "tokenURL": {
+          "description": "The token endpoint, e.g. https://login.example.com/oauth2/token (https; http only for loopback)",
+          "type": "string"
+        },
+        "clientID": {
+          "description": "The client id",
+          "type": "string"
+        },
+        "clientSecret": {
+          "description": "The Secret, in the Application's namespace, and its key holding the client secret",
+          "type": "object",
+          "required": [
+            "name",
+            "key"
+          ],
+          "properties": {
+            "name": {
+              "description": "The name of the Secret",
+              "type": "string"
+            },
+            "key": {
+              "description": "The key in the Secret whose value is the client secret",
+              "type": "string"
+            }
+          },
+          "additionalProperties": false
+        },
+        "scopes": {
+          "description": "The scopes to ask for",
+          "type": "array",
+          "items": {
+            "type": "string"
+          }
+        },
+        "params": {
+          "description": "More form parameters for the token endpoint, e.g. audience or resource",
+          "type": "object",
+          "additionalProperties": {
+            "type": "string"
+          }
+        },
+        "authStyle": {
+          "description": "How the client authenticates to the token endpoint: basic (HTTP Basic, the standard) or body (client_id and client_secret in the form)",
+          "type": "string",
+          "enum": [
+            "basic",
+            "body"
+          ],
+          "default": "basic"
+        }
+      },
+      "additionalProperties": false
     },
     "signature": {
       "description": "Sign each request so the receiver can verify it came from this step: an HMAC of the exact body sent (GitHub webhook style, e.g. X-Hub-Signature-256: sha256=<hex>), keyed with a value from a Secret",

@@ -7,7 +7,7 @@ import { formatDuration, parseDuration } from "../../server/shared/duration.js";
 import { InputError, TerminalError } from "../../server/shared/errors.js";
 import { describeGithubError, GithubCallError, GithubHub, type GithubClient, type GithubCredentials, type GithubFailure, type WorkflowRun } from "./github-client.js";
 import { isLinkLocal, type HttpClient } from "../../server/outbound/http-client.js";
-import { classifyAddress } from "../../server/outbound/outbound-policy.js";
+import { isLoopbackHost } from "../../server/outbound/outbound-policy.js";
 import { retryDelay, type BackoffOptions } from "../../server/shared/retry.js";
 import { SecretMissingError } from "../../server/kube/secrets.js";
 import { schemas } from "../generated/index.js";
@@ -144,8 +144,7 @@ function checkApiURL(text: string): string {
   const host = url.hostname.replace(/^\[|\]$/g, "");
   if (isIP(host) && isLinkLocal(host)) throw new InputError(`apiURL: ${host} is a link-local address, which the executor refuses`);
   // The token travels in every request: in clear only to this host itself (tests, a local proxy).
-  const loopback = host.toLowerCase() === "localhost" || (isIP(host) !== 0 && classifyAddress(host) === "loopback");
-  if (url.protocol === "http:" && !loopback) throw new InputError(`apiURL: "${text}" would send the GitHub token unencrypted; use https:// (http:// is accepted only for loopback addresses)`);
+  if (url.protocol === "http:" && !isLoopbackHost(host)) throw new InputError(`apiURL: "${text}" would send the GitHub token unencrypted; use https:// (http:// is accepted only for loopback addresses)`);
   return url.href.replace(/\/+$/, "");
 }
 

@@ -1,6 +1,6 @@
 // http-request: call an HTTP endpoint once per run, retrying transient failures, judging the
 // answer with CEL conditions and exposing CEL outputs to later steps.
-import { createHash, createHmac } from "node:crypto";
+import { createHash } from "node:crypto";
 import { CelBusyError, compileCondition, compileExpression, ExpressionEvalError, ExpressionLimitError, type CompiledCondition, type CompiledExpression } from "../../server/cel/cel.js";
 import { parseDuration, formatDuration } from "../../server/shared/duration.js";
 import { describeError, InputError, TerminalError } from "../../server/shared/errors.js";
@@ -8,24 +8,23 @@ import { ForbiddenAddressError, HostBusyError, httpClientDefaults, type Outbound
 import { checkDeclaredOutputs, formatBytes } from "../../server/shared/outputs.js";
 import { excerpt } from "../../server/shared/redact.js";
 import { parseRetryAfter, retryDelay } from "../../server/shared/retry.js";
-import { SecretMissingError, type SecretKeyRef } from "../../server/kube/secrets.js";
+import type { SecretKeyRef } from "../../server/kube/secrets.js";
+import { tokenCacheOf, TokenRefusedError, TokenUnavailableError, type ClientCredentials, type Token } from "../../server/outbound/oauth2.js";
 import { schemas } from "../generated/index.js";
 import type { HttpRequestParameter } from "../generated/http-request.js";
 import type { StepContext, StepKind } from "../../server/contract/step.js";
 import type { RunIdentity, StepResult } from "../../server/contract/run.js";
+import { checkHeader } from "./headers.js";
+import { resolveSecret } from "./lookups.js";
+import { prepareOAuth2, type OAuth2 } from "./oauth2.js";
+import { prepareSignature, signatureHeaders, type Signature } from "./signature.js";
+import { closedAfterHandshake, prepareTls, resolveTls, tlsRefusal, type TlsRefs } from "./tls.js";
 
 /** Longest per-attempt timeout accepted: a step should not hold a connection for longer. */
 export const MAX_ATTEMPT_TIMEOUT_MS = 10 * 60 * 1000;
 /** How much of a response body a failure message quotes. */
 export const BODY_EXCERPT_CHARS = 200;
 const VARIABLES = ["response"] as const;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/**
- * Headers about the connection, which undici sets from the URL and body. Host above all: an
- * override would send a request to an allowed address in the name of another host (a proxy or
- * virtual host then forwards it where the outbound policy would have refused).
- */
-const CONNECTION_HEADERS = /^(host|connection|keep-alive|transfer-encoding|content-length|upgrade|te|trailer|expect|proxy-.*)$/i;
 
 interface Prepared {
   method: string;
@@ -44,16 +43,8 @@ interface Prepared {
   /** Sent as Idempotency-Key on POST and PATCH (unless set): the same for every attempt of the run. */
   idempotencyKey: string;
   signature?: Signature;
-}
-
-/** How each attempt is signed (parameter `signature`). */
-interface Signature {
-  ref: SecretKeyRef;
-  header: string;
-  algorithm: "sha256" | "sha512";
-  encoding: "hex" | "base64";
-  prefix: string;
-  timestampHeader?: string;
+  tls?: TlsRefs;
+  oauth2?: OAuth2;
 }
 
 /** What the run's journal holds: the attempt that may have been sent. */
@@ -90,6 +81,8 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
   }
   const secretHeaders = Object.entries(p.secretHeaders ?? {});
   for (const [name] of secretHeaders) checkHeader(name, `secretHeaders.${name}`);
+  const tls = p.tls && prepareTls(p.tls, url);
+  const oauth2 = p.oauth2 && prepareOAuth2(p.oauth2, [...Object.keys(headers), ...secretHeaders.map(([n]) => n)]);
   const signature = p.signature && prepareSignature(p.signature, [...Object.keys(headers), ...secretHeaders.map(([n]) => n)]);
   let body: string | undefined;
   if (typeof p.body === "string") body = p.body;
@@ -119,53 +112,11 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
   };
   if (body !== undefined) prepared.body = body;
   if (signature) prepared.signature = signature;
+  if (tls) prepared.tls = tls;
+  if (oauth2) prepared.oauth2 = oauth2;
   if (p.successCondition) prepared.successCondition = compileCondition(p.successCondition, "successCondition", VARIABLES);
   if (p.failureCondition) prepared.failureCondition = compileCondition(p.failureCondition, "failureCondition", VARIABLES);
   return prepared;
-}
-
-function prepareSignature(s: NonNullable<HttpRequestParameter["signature"]>, taken: string[]): Signature {
-  const names = [["signature.header", s.header], ...(s.timestampHeader !== undefined ? [["signature.timestampHeader", s.timestampHeader]] : [])] as const;
-  for (const [field, name] of names) {
-    checkHeader(name, field);
-    const clash = taken.find((t) => t.toLowerCase() === name.toLowerCase());
-    if (clash) throw new InputError(`${field}: "${name}" is also set in headers or secretHeaders; the signature sets it, remove it there`);
-    taken = [...taken, name];
-  }
-  const prefix = s.prefix ?? `${s.algorithm}=`;
-  if (/[\r\n\0]/.test(prefix)) throw new InputError("signature.prefix: must not contain line breaks");
-  return { ref: s.secret, header: s.header, algorithm: s.algorithm, encoding: s.encoding, prefix, ...(s.timestampHeader !== undefined ? { timestampHeader: s.timestampHeader } : {}) };
-}
-
-/** The headers that sign one attempt: the HMAC of the body (or of "<time>.<body>") and the time. */
-function signatureHeaders(s: Signature, key: string, body: string | undefined, now: number): Record<string, string> {
-  const time = String(Math.floor(now / 1000));
-  const content = s.timestampHeader !== undefined ? `${time}.${body ?? ""}` : body ?? "";
-  const digest = createHmac(s.algorithm, key).update(content, "utf8").digest(s.encoding);
-  return { [s.header]: `${s.prefix}${digest}`, ...(s.timestampHeader !== undefined ? { [s.timestampHeader]: time } : {}) };
-}
-
-function checkHeader(name: string, field: string) {
-  if (!TOKEN.test(name)) throw new InputError(`${field}: "${name}" is not a valid HTTP header name`);
-  if (CONNECTION_HEADERS.test(name)) {
-    throw new InputError(`${field}: the executor sets the connection-level header "${name}" itself; remove it${/^host$/i.test(name) ? " and put the host in url" : ""}`);
-  }
-}
-
-/** A Secret's value, waiting up to --secret-wait for it to be created; `use` says what it is for. */
-async function resolveSecret(ctx: StepContext, ref: SecretKeyRef, use: { field: string; what: string }, deadline: number): Promise<string> {
-  for (;;) {
-    try {
-      const value = await ctx.secrets.resolve(ref);
-      if (/[\r\n\0]/.test(value)) throw new TerminalError(`${use.field}: the value of key "${ref.key}" in Secret ${ref.name} contains a line break; remove the trailing newline`);
-      return value;
-    } catch (err) {
-      if (!(err instanceof SecretMissingError)) throw err;
-      if (ctx.now() >= deadline) throw new TerminalError(`${err.message}, needed for ${use.what}; gave up after ${formatDuration(ctx.tuning.secretWaitMs)}`);
-      ctx.progress(`waiting for ${err.message} (${use.what}); create it or fix ${use.field}`);
-      await ctx.sleep(ctx.tuning.pollIntervalMs);
-    }
-  }
 }
 
 async function resolveSecretHeaders(ctx: StepContext, p: Prepared, deadline: number): Promise<Record<string, string>> {
@@ -193,6 +144,13 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
   const deadline = ctx.now() + ctx.tuning.secretWaitMs;
   const headers = await resolveSecretHeaders(ctx, p, deadline);
   const signingKey = p.signature && await resolveSecret(ctx, p.signature.ref, { field: "signature.secret", what: "the request signature" }, deadline);
+  const tls = p.tls && await resolveTls(ctx, p.tls, deadline);
+  const credentials: ClientCredentials | undefined = p.oauth2 && {
+    namespace: ctx.run.namespace, tokenURL: p.oauth2.tokenURL, clientID: p.oauth2.clientID, scopes: p.oauth2.scopes, params: p.oauth2.params, authStyle: p.oauth2.authStyle,
+    clientSecret: await resolveSecret(ctx, p.oauth2.clientSecret, { field: "oauth2.clientSecret", what: "the OAuth2 client secret" }, deadline),
+  };
+  const tokens = tokenCacheOf(ctx.http);
+  let renewedAfter401 = false;
   if ((p.method === "POST" || p.method === "PATCH") && !Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key")) {
     headers["Idempotency-Key"] = p.idempotencyKey;
   }
@@ -213,25 +171,58 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
   for (let attempt = first; attempt <= p.maxAttempts; attempt++) {
     let res: OutboundResponse | undefined;
     let retryAfterMs: number | undefined;
+    // The token first: nothing is sent to the target without one.
+    let token: Token | undefined;
+    if (credentials) {
+      try {
+        token = await tokens.token(credentials, ctx.effectSignal);
+        ctx.secrets.register(token.accessToken);
+      } catch (err) {
+        if (ctx.signal.aborted) throw err;
+        if (err instanceof TokenRefusedError) throw new TerminalError(`${what}: oauth2: ${err.message}; nothing was sent`);
+        if (!(err instanceof TokenUnavailableError)) throw err;
+        last = `oauth2: ${err.message}`;
+      }
+    }
+    if (credentials && !token) {
+      if (attempt === p.maxAttempts) break;
+      const delay = retryDelay(attempt, p.backoff, undefined);
+      ctx.retrying(`attempt ${attempt}/${p.maxAttempts}: ${what}: ${last}; nothing was sent; retrying in ${formatDuration(delay)}`);
+      await ctx.sleep(delay);
+      continue;
+    }
     // Intent before the side effect: from here on, attempt n may have been sent.
     await ctx.journal.record({ attempt } satisfies Journal);
     try {
       // A handover lets a request in flight finish (effectSignal); only a hard stop aborts it.
       // Signed per attempt: a receiver that checks the time sees each one fresh.
-      const signed = p.signature && signingKey !== undefined ? { ...headers, ...signatureHeaders(p.signature, signingKey, p.body, ctx.now()) } : headers;
-      const req = { method: p.method, url: p.url, headers: signed, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(p.body !== undefined ? { body: p.body } : {}) };
+      const authorized = token ? { ...headers, Authorization: `Bearer ${token.accessToken}` } : headers;
+      const signed = p.signature && signingKey !== undefined ? { ...authorized, ...signatureHeaders(p.signature, signingKey, p.body, ctx.now()) } : authorized;
+      const req = { method: p.method, url: p.url, headers: signed, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(p.body !== undefined ? { body: p.body } : {}), ...(tls ? { tls } : {}) };
       // Redacted before anything reads it (messages, CEL): a target may echo the secretHeaders.
       res = ctx.redact(await ctx.http.send(req));
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       if (err instanceof ForbiddenAddressError) throw new TerminalError(`${what}: ${err.message}`);
+      // Trying again would meet the same certificate: fail now, saying what to set.
+      const refused = tlsRefusal(err, p.tls);
+      if (refused) throw new TerminalError(`${what}: ${refused}`);
       // Not sent: too many requests to this host at once; retried like a network error.
-      last = err instanceof HostBusyError ? err.message : networkError(err, p.timeoutMs);
+      last = err instanceof HostBusyError ? err.message : networkError(err, p.timeoutMs) + closedAfterHandshake(err, p.url, p.tls);
     }
     if (res) {
       const verdict = await judgeWhenFree(ctx, p, res);
       if (verdict) return verdict;
       last = describeResponse(res, p, ctx);
+      // A cached token the API refuses (revoked, keys rotated) is renewed once, and the same
+      // attempt sent again at once: a 401 was not acted on, so this costs no attempt.
+      if (res.status === 401 && credentials && token && !renewedAfter401) {
+        tokens.invalidate(credentials, token);
+        renewedAfter401 = true;
+        ctx.progress(`${what} answered 401 to the OAuth2 token; getting a new one`);
+        attempt--;
+        continue;
+      }
       if (!isRetryable(res.status)) {
         const why = p.successCondition ? ` (successCondition \`${p.successCondition.source}\` is false)` : "";
         return { phase: "failed", message: `${what} answered ${last}${why}` };

@@ -5,6 +5,9 @@
 // world (service, chat webhook, CDN API, GitHub API) received.
 import { expect } from "chai";
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +15,7 @@ import { parse, parseAllDocuments } from "yaml";
 import { FakeGitHub, type FakeWorkflow } from "../github-server/server.js";
 import { OpenApiValidator } from "../github-server/openapi.js";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
+import { makePki } from "../fixtures/pki.js";
 import { reply, startTarget, type Recorded, type Target } from "../fixtures/target.js";
 import { finished, kubectl, startExecutorProcess, step, vela, waitForApp, type AppStatus, type ExecutorProcess } from "./harness.js";
 
@@ -210,6 +214,73 @@ describe("e2e: examples/ on the real KubeVela controller", function () {
       expect(runs.items.find((r) => r.spec.step === "record-release")?.status?.outputs).to.deep.include({ releaseId: "rel-42" });
     } finally {
       await releases.close();
+    }
+  });
+
+  example("internal-api-mtls", "calls an HTTPS API signed by a private CA, presenting a client certificate (mutual TLS)", async () => {
+    const pki = makePki();
+    const seen: { method: string; client: string; body: string }[] = [];
+    const api = createHttpsServer({ key: pki.serverKey, cert: pki.serverCert, ca: pki.ca, requestCert: true, rejectUnauthorized: true }, async (req, res) => {
+      let body = "";
+      for await (const c of req) body += c;
+      seen.push({ method: req.method ?? "", client: String((req.socket as TLSSocket).getPeerCertificate().subject?.CN ?? ""), body });
+      res.statusCode = 200;
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ registered: true }));
+    });
+    await new Promise<void>((r) => api.listen(0, "127.0.0.1", r));
+    const url = `https://127.0.0.1:${(api.address() as AddressInfo).port}`;
+    const b64 = (pem: string) => Buffer.from(pem).toString("base64");
+    try {
+      const { ns, status, ms } = await runExample("internal-api-mtls", { INVENTORY_URL: url, INTERNAL_CA_CRT: b64(pki.ca), CLIENT_TLS_CRT: b64(pki.clientCert), CLIENT_TLS_KEY: b64(pki.clientKey) });
+      timings.push(`internal-api-mtls ${ms} ms`);
+      expectSucceeded(status);
+      expect(step(status, "register").message).to.equal(`PUT ${url}/v1/deployments answered 200 OK`);
+      expect(seen).to.have.length(1);
+      expect(seen[0]).to.deep.include({ method: "PUT", client: "client" });
+      expect(JSON.parse(seen[0]!.body)).to.deep.equal({ service: "shop", release: "2026.12" });
+      const keyLine = pki.clientKey.split("\n")[1]!;
+      const app = await kubectl(["get", "applications.core.oam.dev", "shop", "-n", ns, "-o", "json"]);
+      expect(app).to.not.contain(keyLine);
+      expect(executor.logs()).to.not.contain(keyLine);
+    } finally {
+      api.closeAllConnections();
+      await new Promise((r) => api.close(r));
+    }
+  });
+
+  example("oauth2-api", "gets a client-credentials token and opens the change record with it", async () => {
+    const secret = `cs-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+    const issued: string[] = [];
+    const idp = await startTarget((r, res) => {
+      const f = Object.fromEntries(new URLSearchParams(r.body));
+      const basic = Buffer.from(String(r.headers.authorization ?? "").replace(/^Basic /, ""), "base64").toString();
+      if (f.grant_type !== "client_credentials" || basic !== `kubevela-deployer:${secret}` || f.scope !== "changes.write") return reply(res, 401, { error: "invalid_client" });
+      issued.push(`at-${Math.random().toString(36).slice(2)}`);
+      return reply(res, 200, { access_token: issued.at(-1), token_type: "Bearer", expires_in: 3600 });
+    });
+    const changes = await startTarget((r, res) => {
+      if (r.headers.authorization !== `Bearer ${issued.at(-1)}`) return reply(res, 401, { error: "invalid_token" });
+      return reply(res, 201, { number: "CHG0042" });
+    });
+    try {
+      const { ns, status, ms } = await runExample("oauth2-api", { CHANGES_API_URL: changes.url, TOKEN_URL: `${idp.url}/oauth2/token`, CLIENT_SECRET: secret });
+      timings.push(`oauth2-api ${ms} ms`);
+      expectSucceeded(status);
+      expect(step(status, "change-record").message).to.equal(`POST ${changes.url}/api/v1/changes answered 201 Created`);
+      expect(idp.requests).to.have.length(1);
+      expect(changes.requests).to.have.length(1);
+      expect(json(changes.requests[0]!)).to.deep.equal({ service: "shop", release: "2026.12", state: "implemented" });
+      const runs = JSON.parse(await kubectl(["get", "stepruns", "-n", ns, "-o", "json"])) as { items: { spec: { step: string }; status?: { outputs?: Record<string, unknown> } }[] };
+      expect(runs.items.find((r) => r.spec.step === "change-record")?.status?.outputs).to.deep.include({ change: "CHG0042" });
+      const app = await kubectl(["get", "applications.core.oam.dev", "shop", "-n", ns, "-o", "json"]);
+      for (const s of [secret, issued[0]!]) {
+        expect(app).to.not.contain(s);
+        expect(executor.logs()).to.not.contain(s);
+      }
+    } finally {
+      await idp.close();
+      await changes.close();
     }
   });
 
