@@ -26,5 +26,8 @@ export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
-  return s % 60 ? `${m}m${s % 60}s` : `${m}m`;
+  if (m < 60) return s % 60 ? `${m}m${s % 60}s` : `${m}m`;
+  // Hours as Go writes them, without the zero parts: 1h, 1h30m, 72h, 1h0m5s → 1h5s.
+  const h = Math.floor(m / 60);
+  return `${h}h${m % 60 ? `${m % 60}m` : ""}${s % 60 ? `${s % 60}s` : ""}`;
 }

@@ -184,7 +184,44 @@ export interface HttpRequestParameter {
    */
   failureCondition?: string;
   /**
-   * The step's outputs: output name to a CEL expression over `response`; the step always outputs `status` too
+   * After the call succeeds, follow what it started (a queued job, a purge in progress): GET a status URL every interval, with the call's headers and credentials, until follow.successCondition or follow.failureCondition holds or follow.timeout passes
+   */
+  follow?: {
+    /**
+     * The status URL, when it is known in advance; by default it comes from the call's answer (urlFrom)
+     */
+    url?: string;
+    /**
+     * A CEL expression over `response` (the call's answer) giving the status URL, absolute or relative to the call's URL; default: the Location header
+     */
+    urlFrom?: string;
+    /**
+     * A CEL expression over `call` (the call's answer) and `response` (the latest status answer) giving the URL to follow from now on when the work moves (a queue item that becomes a build); an empty string keeps the current one
+     */
+    nextUrlFrom?: string;
+    /**
+     * A CEL expression over `call` and `response` that ends the step successfully
+     */
+    successCondition: string;
+    /**
+     * A CEL expression over `call` and `response` that fails the step; checked before successCondition
+     */
+    failureCondition?: string;
+    /**
+     * A CEL expression over `call` and `response` giving a short state shown in vela status, e.g. response.body.status
+     */
+    progress?: string;
+    /**
+     * Time between two status polls; a Retry-After header of the status answer wins
+     */
+    interval: string;
+    /**
+     * How long to follow at most, counted from the call's answer
+     */
+    timeout: string;
+  };
+  /**
+   * The step's outputs: output name to a CEL expression over `response` (with follow: over `call`, the call's answer, and `response`, the last status answer); the step always outputs `status` too
    */
   outputs?: {
     [k: string]: string;
@@ -467,8 +504,52 @@ export const schema = {
       "description": "A CEL expression over `response` that makes the step fail when true; checked before successCondition",
       "type": "string"
     },
+    "follow": {
+      "description": "After the call succeeds, follow what it started (a queued job, a purge in progress): GET a status URL every interval, with the call's headers and credentials, until follow.successCondition or follow.failureCondition holds or follow.timeout passes",
+      "type": "object",
+      "required": [
+        "successCondition"
+      ],
+      "properties": {
+        "url": {
+          "description": "The status URL, when it is known in advance; by default it comes from the call's answer (urlFrom)",
+          "type": "string"
+        },
+        "urlFrom": {
+          "description": "A CEL expression over `response` (the call's answer) giving the status URL, absolute or relative to the call's URL; default: the Location header",
+          "type": "string"
+        },
+        "nextUrlFrom": {
+          "description": "A CEL expression over `call` (the call's answer) and `response` (the latest status answer) giving the URL to follow from now on when the work moves (a queue item that becomes a build); an empty string keeps the current one",
+          "type": "string"
+        },
+        "successCondition": {
+          "description": "A CEL expression over `call` and `response` that ends the step successfully",
+          "type": "string"
+        },
+        "failureCondition": {
+          "description": "A CEL expression over `call` and `response` that fails the step; checked before successCondition",
+          "type": "string"
+        },
+        "progress": {
+          "description": "A CEL expression over `call` and `response` giving a short state shown in vela status, e.g. response.body.status",
+          "type": "string"
+        },
+        "interval": {
+          "description": "Time between two status polls; a Retry-After header of the status answer wins",
+          "type": "string",
+          "default": "10s"
+        },
+        "timeout": {
+          "description": "How long to follow at most, counted from the call's answer",
+          "type": "string",
+          "default": "30m"
+        }
+      },
+      "additionalProperties": false
+    },
     "outputs": {
-      "description": "The step's outputs: output name to a CEL expression over `response`; the step always outputs `status` too",
+      "description": "The step's outputs: output name to a CEL expression over `response` (with follow: over `call`, the call's answer, and `response`, the last status answer); the step always outputs `status` too",
       "type": "object",
       "additionalProperties": {
         "type": "string"

@@ -19,6 +19,7 @@ import { resolveSecret } from "./lookups.js";
 import { prepareOAuth2, type OAuth2 } from "./oauth2.js";
 import { prepareSignature, signatureHeaders, type Signature } from "./signature.js";
 import { closedAfterHandshake, prepareTls, resolveTls, tlsRefusal, type TlsRefs } from "./tls.js";
+import { FOLLOW_VARIABLES, isNotYet, journaledCall, MAX_STATUS_REDIRECTS, prepareFollow, shown, statusUrl, whenFree, type AnswerVariable, type Follow, type Following } from "./follow.js";
 
 /** Longest per-attempt timeout accepted: a step should not hold a connection for longer. */
 export const MAX_ATTEMPT_TIMEOUT_MS = 10 * 60 * 1000;
@@ -45,11 +46,13 @@ interface Prepared {
   signature?: Signature;
   tls?: TlsRefs;
   oauth2?: OAuth2;
+  follow?: Follow;
 }
 
-/** What the run's journal holds: the attempt that may have been sent. */
+/** What the run's journal holds: the attempt that may have been sent; with follow, where the status is once the call succeeded. */
 interface Journal {
   attempt?: number;
+  following?: Following;
 }
 
 /** The variable CEL expressions see: `response.status`, `response.headers['etag']`, `response.body.x`. */
@@ -93,10 +96,11 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
   if (body !== undefined && (p.method === "GET" || p.method === "HEAD")) {
     throw new InputError(`body: a ${p.method} request cannot have a body; use method POST, PUT or PATCH`);
   }
+  const follow = p.follow && prepareFollow(p.follow, url);
   checkDeclaredOutputs(p.outputs);
   const outputs = Object.entries(p.outputs ?? {}).map(([name, src]): [string, CompiledExpression] => {
     if (name === "status") throw new InputError(`outputs.status: the name is reserved (the step always outputs the response status as "status")`);
-    return [name, compileExpression(src, `outputs.${name}`, VARIABLES)];
+    return [name, compileExpression(src, `outputs.${name}`, follow ? FOLLOW_VARIABLES : VARIABLES)];
   });
   const prepared: Prepared = {
     method: p.method,
@@ -114,6 +118,7 @@ function prepare(p: HttpRequestParameter, run: RunIdentity): Prepared {
   if (signature) prepared.signature = signature;
   if (tls) prepared.tls = tls;
   if (oauth2) prepared.oauth2 = oauth2;
+  if (follow) prepared.follow = follow;
   if (p.successCondition) prepared.successCondition = compileCondition(p.successCondition, "successCondition", VARIABLES);
   if (p.failureCondition) prepared.failureCondition = compileCondition(p.failureCondition, "failureCondition", VARIABLES);
   return prepared;
@@ -140,6 +145,9 @@ function describeResponse(res: OutboundResponse, p: Prepared, ctx: StepContext):
   return `${status}: ${excerpt(text, BODY_EXCERPT_CHARS)}`;
 }
 
+/** Sends one request of the run with its headers, credentials, signature and TLS material; the answer redacted. */
+type Sender = (method: string, url: URL, body: string | undefined, token: Token | undefined) => Promise<OutboundResponse>;
+
 async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
   const deadline = ctx.now() + ctx.tuning.secretWaitMs;
   const headers = await resolveSecretHeaders(ctx, p, deadline);
@@ -150,11 +158,41 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
     clientSecret: await resolveSecret(ctx, p.oauth2.clientSecret, { field: "oauth2.clientSecret", what: "the OAuth2 client secret" }, deadline),
   };
   const tokens = tokenCacheOf(ctx.http);
-  let renewedAfter401 = false;
+  const send: Sender = async (method, url, body, token) => {
+    // Signed per request: a receiver that checks the time sees each one fresh.
+    const authorized = token ? { ...headers, Authorization: `Bearer ${token.accessToken}` } : headers;
+    const signed = p.signature && signingKey !== undefined ? { ...authorized, ...signatureHeaders(p.signature, signingKey, body, ctx.now()) } : authorized;
+    // A handover lets a request in flight finish (effectSignal); only a hard stop aborts it.
+    const req = { method, url, headers: signed, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(body !== undefined ? { body } : {}), ...(tls ? { tls } : {}) };
+    // Redacted before anything reads it (messages, CEL): a target may echo the secretHeaders.
+    return ctx.redact(await ctx.http.send(req));
+  };
+  /** A token for the next request: TerminalError when the provider refuses, a reason to retry when it is unavailable. */
+  const tokenFor: TokenSource = async (what) => {
+    if (!credentials) return undefined;
+    try {
+      const token = await tokens.token(credentials, ctx.effectSignal);
+      ctx.secrets.register(token.accessToken);
+      return token;
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      if (err instanceof TokenRefusedError) throw new TerminalError(`${what}: oauth2: ${err.message}; nothing was sent`);
+      if (!(err instanceof TokenUnavailableError)) throw err;
+      return `oauth2: ${err.message}`;
+    }
+  };
+  const refuse = (token: Token) => { if (credentials) tokens.invalidate(credentials, token); };
+  // The call succeeded on an executor that then stopped: go on following, never call again.
+  const following = (ctx.journal.resumed as Journal | undefined)?.following;
+  if (p.follow && following) {
+    ctx.retrying(`resumed following ${shown(new URL(following.url))} (the call succeeded before; not sending it again)`);
+    return followStatus(ctx, p, p.follow, following, send, tokenFor, refuse);
+  }
   if ((p.method === "POST" || p.method === "PATCH") && !Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key")) {
     headers["Idempotency-Key"] = p.idempotencyKey;
   }
   const what = `${p.method} ${p.shownUrl}`;
+  let renewedAfter401 = false;
   let last = "";
   let first = 1;
   // Another executor ran this before and stopped with attempt n recorded: the request may have
@@ -172,19 +210,9 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
     let res: OutboundResponse | undefined;
     let retryAfterMs: number | undefined;
     // The token first: nothing is sent to the target without one.
-    let token: Token | undefined;
-    if (credentials) {
-      try {
-        token = await tokens.token(credentials, ctx.effectSignal);
-        ctx.secrets.register(token.accessToken);
-      } catch (err) {
-        if (ctx.signal.aborted) throw err;
-        if (err instanceof TokenRefusedError) throw new TerminalError(`${what}: oauth2: ${err.message}; nothing was sent`);
-        if (!(err instanceof TokenUnavailableError)) throw err;
-        last = `oauth2: ${err.message}`;
-      }
-    }
-    if (credentials && !token) {
+    const token = await tokenFor(what);
+    if (typeof token === "string") {
+      last = token;
       if (attempt === p.maxAttempts) break;
       const delay = retryDelay(attempt, p.backoff, undefined);
       ctx.retrying(`attempt ${attempt}/${p.maxAttempts}: ${what}: ${last}; nothing was sent; retrying in ${formatDuration(delay)}`);
@@ -194,30 +222,20 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
     // Intent before the side effect: from here on, attempt n may have been sent.
     await ctx.journal.record({ attempt } satisfies Journal);
     try {
-      // A handover lets a request in flight finish (effectSignal); only a hard stop aborts it.
-      // Signed per attempt: a receiver that checks the time sees each one fresh.
-      const authorized = token ? { ...headers, Authorization: `Bearer ${token.accessToken}` } : headers;
-      const signed = p.signature && signingKey !== undefined ? { ...authorized, ...signatureHeaders(p.signature, signingKey, p.body, ctx.now()) } : authorized;
-      const req = { method: p.method, url: p.url, headers: signed, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(p.body !== undefined ? { body: p.body } : {}), ...(tls ? { tls } : {}) };
-      // Redacted before anything reads it (messages, CEL): a target may echo the secretHeaders.
-      res = ctx.redact(await ctx.http.send(req));
+      res = await send(p.method, p.url, p.body, token);
     } catch (err) {
       if (ctx.signal.aborted) throw err;
-      if (err instanceof ForbiddenAddressError) throw new TerminalError(`${what}: ${err.message}`);
-      // Trying again would meet the same certificate: fail now, saying what to set.
-      const refused = tlsRefusal(err, p.tls);
-      if (refused) throw new TerminalError(`${what}: ${refused}`);
-      // Not sent: too many requests to this host at once; retried like a network error.
-      last = err instanceof HostBusyError ? err.message : networkError(err, p.timeoutMs) + closedAfterHandshake(err, p.url, p.tls);
+      last = sendFailure(err, p, what);
     }
     if (res) {
       const verdict = await judgeWhenFree(ctx, p, res);
+      if (verdict?.phase === "succeeded" && p.follow) return startFollowing(ctx, p, p.follow, res, attempt, send, tokenFor, refuse);
       if (verdict) return verdict;
       last = describeResponse(res, p, ctx);
       // A cached token the API refuses (revoked, keys rotated) is renewed once, and the same
       // attempt sent again at once: a 401 was not acted on, so this costs no attempt.
       if (res.status === 401 && credentials && token && !renewedAfter401) {
-        tokens.invalidate(credentials, token);
+        refuse(token);
         renewedAfter401 = true;
         ctx.progress(`${what} answered 401 to the OAuth2 token; getting a new one`);
         attempt--;
@@ -237,6 +255,170 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
   return { phase: "failed", message: `${what} failed after ${p.maxAttempts} attempt${p.maxAttempts > 1 ? "s" : ""}; last error: ${last}` };
 }
 
+/** Why a request was not answered, as a message; TerminalError when trying again cannot help. */
+function sendFailure(err: unknown, p: Prepared, what: string): string {
+  if (err instanceof ForbiddenAddressError) throw new TerminalError(`${what}: ${err.message}`);
+  // Trying again would meet the same certificate: fail now, saying what to set.
+  const refused = tlsRefusal(err, p.tls);
+  if (refused) throw new TerminalError(`${what}: ${refused}`);
+  // Not sent: too many requests to this host at once; retried like a network error.
+  return err instanceof HostBusyError ? err.message : networkError(err, p.timeoutMs) + closedAfterHandshake(err, p.url, p.tls);
+}
+
+/** The call succeeded: find where its status is, journal it (the call is done for good), and follow it. */
+async function startFollowing(ctx: StepContext, p: Prepared, f: Follow, res: OutboundResponse, attempt: number, send: Sender, tokenFor: TokenSource, refuse: (token: Token) => void): Promise<StepResult> {
+  const what = `${p.method} ${p.shownUrl} answered ${res.status}`;
+  const call = responseVariable(res);
+  let url = f.url;
+  if (!url) {
+    let text: unknown;
+    if (f.urlFrom) {
+      try {
+        text = await whenFree(() => f.urlFrom!.evaluate({ response: ctx.redact(call) }), (m) => ctx.progress(`${what}; ${m}, trying again`), () => ctx.sleep(ctx.tuning.pollIntervalMs));
+      } catch (err) {
+        if (isNotYet(err)) return { phase: "failed", message: `${what}, but ${err.message}` };
+        throw err;
+      }
+    } else {
+      text = res.headers["location"];
+    }
+    if (typeof text !== "string" || text === "") {
+      return { phase: "failed", message: `${what}, but gave no status URL to follow (${f.urlFrom ? `follow.urlFrom \`${f.urlFrom.source}\` is not a non-empty string` : "no Location header; set follow.urlFrom or follow.url"})` };
+    }
+    try {
+      url = statusUrl(text, p.url, "follow.urlFrom");
+    } catch (err) {
+      return { phase: "failed", message: `${what}, but ${(err as Error).message}` };
+    }
+    // A status URL from an answer gets the step's credentials only on the call's own host.
+    if (url.origin !== p.url.origin) {
+      return { phase: "failed", message: `${what}, but its status URL ${shown(url)} is on another host than the call; the step sends its credentials only to ${p.url.origin} (set follow.url if that host is meant)` };
+    }
+  }
+  const following: Following = { url: url.href, call: journaledCall(call), since: ctx.now() };
+  await ctx.journal.record({ attempt, following } satisfies Journal);
+  return followStatus(ctx, p, f, following, send, tokenFor, refuse);
+}
+
+/** The OAuth2 token for a request (undefined without oauth2); a string says why there is none yet (retry). */
+type TokenSource = (what: string) => Promise<Token | string | undefined>;
+
+/** Polls the status URL until a follow condition holds or follow.timeout passes. */
+async function followStatus(ctx: StepContext, p: Prepared, f: Follow, following: Following, send: Sender, tokenFor: TokenSource, refuse: (token: Token) => void): Promise<StepResult> {
+  let url = new URL(following.url);
+  const call = following.call;
+  const until = following.since + f.timeoutMs;
+  let lastAnswer = "no answer yet";
+  let notYet = "";
+  for (;;) {
+    const where = `following ${shown(url)}`;
+    // One status answer, retried like the call on network errors, 5xx and 429; same-host redirects followed.
+    let res: OutboundResponse | undefined;
+    let retryAfterMs: number | undefined;
+    let last = "";
+    for (let attempt = 1, redirects = 0, renewed = false; attempt <= p.maxAttempts; attempt++) {
+      const token = await tokenFor(where);
+      if (typeof token === "string") last = token;
+      else {
+        try {
+          res = await send("GET", url, undefined, token);
+        } catch (err) {
+          if (ctx.signal.aborted) throw err;
+          last = sendFailure(err, p, where);
+        }
+      }
+      if (res && res.status >= 300 && res.status < 400 && res.headers["location"] && redirects < MAX_STATUS_REDIRECTS) {
+        const next = new URL(res.headers["location"], url);
+        if (next.origin !== url.origin) return { phase: "failed", message: `${where}: it redirects to ${shown(next)}, another host; the step follows redirects only on the same host` };
+        url = next;
+        redirects++;
+        attempt--;
+        res = undefined;
+        continue;
+      }
+      // As for the call: a refused OAuth2 token is renewed once and the poll sent again.
+      if (res?.status === 401 && token && typeof token !== "string" && !renewed) {
+        refuse(token);
+        renewed = true;
+        attempt--;
+        res = undefined;
+        continue;
+      }
+      if (res && !isRetryable(res.status)) break;
+      if (res) {
+        last = describeResponse(res, p, ctx);
+        retryAfterMs = parseRetryAfter(res.headers["retry-after"], ctx.now());
+        res = undefined;
+      }
+      if (attempt === p.maxAttempts) return { phase: "failed", message: `${where}: failed after ${p.maxAttempts} attempt${p.maxAttempts > 1 ? "s" : ""}; last error: ${last}` };
+      const delay = retryDelay(attempt, p.backoff, retryAfterMs);
+      ctx.progress(`${where}: ${last}; retrying in ${formatDuration(delay)}`);
+      await ctx.sleep(delay);
+    }
+    const answer = res!;
+    lastAnswer = describeResponse(answer, p, ctx);
+    const vars = { call, response: ctx.redact(responseVariable(answer)) as AnswerVariable };
+    const busy = (m: string) => ctx.progress(`${where}: ${m}, trying again`);
+    const pause = () => ctx.sleep(ctx.tuning.pollIntervalMs);
+    const test = async (c: typeof f.successCondition | undefined): Promise<boolean> => {
+      if (!c) return false;
+      try {
+        return await whenFree(() => c.test(vars), busy, pause);
+      } catch (err) {
+        if (!isNotYet(err)) throw err;
+        notYet = err.message;
+        return false;
+      }
+    };
+    notYet = "";
+    if (await test(f.failureCondition)) {
+      return { phase: "failed", message: `${where}: follow.failureCondition \`${f.failureCondition!.source}\` is true; the status answered ${lastAnswer}` };
+    }
+    if (await test(f.successCondition)) {
+      try {
+        const outputs: Record<string, unknown> = { status: call.status };
+        for (const [name, expr] of p.outputs) outputs[name] = await whenFree(() => expr.evaluate(vars), busy, pause);
+        return { phase: "succeeded", message: `${p.method} ${p.shownUrl} answered ${call.status}; ${where}: done (${await progressOf(f, vars, answer)})`, outputs };
+      } catch (err) {
+        if (isNotYet(err)) return { phase: "failed", message: `${where}: done, but ${err.message}` };
+        throw err;
+      }
+    }
+    if (answer.status >= 400) {
+      return { phase: "failed", message: `${where}: the status answered ${lastAnswer}${notYet ? ` (${notYet})` : ""}` };
+    }
+    if (f.nextUrlFrom) {
+      let next: unknown;
+      try { next = await whenFree(() => f.nextUrlFrom!.evaluate(vars), busy, pause); } catch (err) { if (!isNotYet(err)) throw err; notYet = err.message; }
+      if (typeof next === "string" && next !== "") {
+        const moved = statusUrl(next, url, "follow.nextUrlFrom");
+        if (moved.origin !== url.origin && !f.url) return { phase: "failed", message: `${where}: follow.nextUrlFrom points at ${shown(moved)}, another host; the step sends its credentials only to ${url.origin}` };
+        if (moved.href !== url.href) {
+          url = moved;
+          await ctx.journal.record({ following: { ...following, url: url.href } } satisfies Journal);
+        }
+      }
+    }
+    const now = ctx.now();
+    if (now >= until) {
+      return { phase: "failed", message: `${where}: not done after ${formatDuration(f.timeoutMs)} (follow.timeout); the status answered ${lastAnswer}${notYet ? ` (${notYet})` : ""}` };
+    }
+    ctx.progress(`${p.method} ${p.shownUrl} answered ${call.status}; following ${shown(url)}: ${await progressOf(f, vars, answer)}${notYet ? ` (${notYet})` : ""}`);
+    await ctx.sleep(Math.min(until - now, parseRetryAfter(answer.headers["retry-after"], now) ?? f.intervalMs));
+  }
+}
+
+/** The state follow.progress gives for vela status, else the status answer's code. */
+async function progressOf(f: Follow, vars: { call: AnswerVariable; response: AnswerVariable }, res: OutboundResponse): Promise<string> {
+  if (!f.progress) return `${res.status}${res.statusText ? " " + res.statusText : ""}`;
+  try {
+    const v = await f.progress.evaluate(vars);
+    return excerpt(typeof v === "string" ? v : JSON.stringify(v), 120);
+  } catch {
+    return `${res.status}${res.statusText ? " " + res.statusText : ""}`;
+  }
+}
+
 /** Failure beats success; with no successCondition a 2xx succeeds. Undefined means "not decided". */
 async function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): Promise<StepResult | undefined> {
   const what = `${p.method} ${p.shownUrl}`;
@@ -249,6 +431,8 @@ async function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): Prom
     }
     const ok = p.successCondition ? await p.successCondition.test(vars) : res.status >= 200 && res.status < 300;
     if (!ok) return undefined;
+    // With follow, the call's success only starts following; outputs come at the end (they may use `call` and `response`).
+    if (p.follow) return { phase: "succeeded", message: `${what} answered ${res.status}`, outputs: {} };
     const outputs: Record<string, unknown> = { status: res.status };
     for (const [name, expr] of p.outputs) outputs[name] = await expr.evaluate(vars);
     return { phase: "succeeded", message: `${what} answered ${res.status}${res.statusText ? " " + res.statusText : ""}`, outputs };

@@ -57,12 +57,12 @@ function objectsOf(text: string): Obj[] {
 }
 
 /** Applies an example into a fresh namespace and waits until the Application's workflow ends. */
-async function runExample(dir: string, values: Record<string, string>, app = "shop"): Promise<{ ns: string; status: AppStatus; ms: number }> {
+async function runExample(dir: string, values: Record<string, string>, app = "shop", limitMs = 90_000): Promise<{ ns: string; status: AppStatus; ms: number }> {
   const ns = await tempNamespace(`ex-${dir.slice(0, 20)}`);
   namespaces.push(ns);
   const t0 = Date.now();
   await kubectl(["apply", "-n", ns.name, "-f", "-"], render(dir, values));
-  const status = await waitForApp(ns.name, app, finished, 90_000);
+  const status = await waitForApp(ns.name, app, finished, limitMs);
   return { ns: ns.name, status, ms: Date.now() - t0 };
 }
 
@@ -281,6 +281,67 @@ describe("e2e: examples/ on the real KubeVela controller", function () {
     } finally {
       await idp.close();
       await changes.close();
+    }
+  });
+
+  example("jenkins-job", "triggers the job once and follows the queue item to the build's SUCCESS", async () => {
+    const auth = Buffer.from("deployer:11f0e2d4c3b2a1").toString("base64");
+    const seen = { triggers: 0, queue: 0, build: 0 };
+    const jenkins: Target = await startTarget((r, res) => {
+      if (r.headers.authorization !== `Basic ${auth}`) return reply(res, 401, "<html>Authentication required</html>");
+      if (r.method === "POST" && r.path === "/job/shop-e2e/buildWithParameters?RELEASE=2026.12") {
+        seen.triggers++;
+        return reply(res, 201, "", { Location: `${jenkins.url}/queue/item/42/` });
+      }
+      if (r.path === "/queue/item/42/api/json") {
+        return reply(res, 200, ++seen.queue <= 2
+          ? { id: 42, why: "Waiting for next available executor", executable: null }
+          : { id: 42, why: null, executable: { number: 7, url: `${jenkins.url}/job/shop-e2e/7/` } });
+      }
+      if (r.path === "/job/shop-e2e/7/api/json") {
+        return reply(res, 200, ++seen.build <= 1 ? { number: 7, building: true, result: null } : { number: 7, building: false, result: "SUCCESS", url: `${jenkins.url}/job/shop-e2e/7/` });
+      }
+      return reply(res, 404, "<html>Not found</html>");
+    });
+    try {
+      const { ns, status, ms } = await runExample("jenkins-job", { JENKINS_URL: jenkins.url, JENKINS_BASIC_CREDENTIALS: auth }, "shop", 150_000);
+      timings.push(`jenkins-job ${ms} ms`);
+      expectSucceeded(status);
+      expect(step(status, "e2e-tests").message).to.equal(`POST ${jenkins.url}/job/shop-e2e/buildWithParameters answered 201; following ${jenkins.url}/job/shop-e2e/7/api/json: done (SUCCESS)`);
+      expect(seen.triggers).to.equal(1);
+      const runs = JSON.parse(await kubectl(["get", "stepruns", "-n", ns, "-o", "json"])) as { items: { spec: { step: string }; status?: { outputs?: Record<string, unknown> } }[] };
+      expect(runs.items.find((r) => r.spec.step === "e2e-tests")?.status?.outputs).to.deep.include({ build: 7, buildUrl: `${jenkins.url}/job/shop-e2e/7/` });
+    } finally {
+      await jenkins.close();
+    }
+  });
+
+  example("akamai-purge", "purges once and follows the progressUri until Done", async () => {
+    const token = `purge-${Math.random().toString(36).slice(2)}`;
+    let purges = 0;
+    let polls = 0;
+    const ccu = await startTarget((r, res) => {
+      if (r.headers.authorization !== `Bearer ${token}`) return reply(res, 401, { title: "Unauthorized" });
+      if (r.method === "POST" && r.path === "/ccu/v3/delete/url/production") {
+        purges++;
+        return reply(res, 201, { httpStatus: 201, detail: "Request accepted", estimatedSeconds: 5, purgeId: "e535071c-26b2-11e7-94d7-276f2f54d938", progressUri: "/ccu/v2/purges/e535071c-26b2-11e7-94d7-276f2f54d938", pingAfterSeconds: 1, supportId: "17PY1492793544958045-219026624" });
+      }
+      if (r.path === "/ccu/v2/purges/e535071c-26b2-11e7-94d7-276f2f54d938") {
+        return reply(res, 200, { purgeId: "e535071c-26b2-11e7-94d7-276f2f54d938", purgeStatus: ++polls < 3 ? "In-Progress" : "Done" }, { "Retry-After": "1" });
+      }
+      return reply(res, 404, {});
+    });
+    try {
+      const { ns, status, ms } = await runExample("akamai-purge", { CCU_API_URL: ccu.url, PURGE_API_TOKEN: token });
+      timings.push(`akamai-purge ${ms} ms`);
+      expectSucceeded(status);
+      expect(purges).to.equal(1);
+      expect(polls).to.equal(3);
+      expect(json(ccu.requests[0]!)).to.deep.equal({ objects: ["https://shop.example.com/index.html", "https://shop.example.com/assets/app.js"] });
+      const runs = JSON.parse(await kubectl(["get", "stepruns", "-n", ns, "-o", "json"])) as { items: { spec: { step: string }; status?: { outputs?: Record<string, unknown> } }[] };
+      expect(runs.items.find((r) => r.spec.step === "purge")?.status?.outputs).to.deep.include({ purgeId: "e535071c-26b2-11e7-94d7-276f2f54d938", estimatedSeconds: 5 });
+    } finally {
+      await ccu.close();
     }
   });
 

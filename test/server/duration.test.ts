@@ -10,5 +10,6 @@ describe("duration", () => {
   }
   it("formats for people", () => {
     expect([450, 2000, 90_000, 120_000].map(formatDuration)).to.deep.equal(["450ms", "2s", "1m30s", "2m"]);
+    expect([3_600_000, 5_400_000, 86_400_000, 259_200_000, 3_605_000].map(formatDuration)).to.deep.equal(["1h", "1h30m", "24h", "72h", "1h5s"]);
   });
 });
