@@ -158,9 +158,12 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
     clientSecret: await resolveSecret(ctx, p.oauth2.clientSecret, { field: "oauth2.clientSecret", what: "the OAuth2 client secret" }, deadline),
   };
   const tokens = tokenCacheOf(ctx.http);
+  // POST and PATCH carry an Idempotency-Key (unless set): the same for every attempt of the run.
+  const keyed = !Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key");
   const send: Sender = async (method, url, body, token) => {
+    const base = keyed && (method === "POST" || method === "PATCH") ? { ...headers, "Idempotency-Key": p.idempotencyKey } : headers;
     // Signed per request: a receiver that checks the time sees each one fresh.
-    const authorized = token ? { ...headers, Authorization: `Bearer ${token.accessToken}` } : headers;
+    const authorized = token ? { ...base, Authorization: `Bearer ${token.accessToken}` } : base;
     const signed = p.signature && signingKey !== undefined ? { ...authorized, ...signatureHeaders(p.signature, signingKey, body, ctx.now()) } : authorized;
     // A handover lets a request in flight finish (effectSignal); only a hard stop aborts it.
     const req = { method, url, headers: signed, timeoutMs: p.timeoutMs, signal: ctx.effectSignal, ...(body !== undefined ? { body } : {}), ...(tls ? { tls } : {}) };
@@ -185,11 +188,8 @@ async function execute(ctx: StepContext, p: Prepared): Promise<StepResult> {
   // The call succeeded on an executor that then stopped: go on following, never call again.
   const following = (ctx.journal.resumed as Journal | undefined)?.following;
   if (p.follow && following) {
-    ctx.retrying(`resumed following ${shown(new URL(following.url))} (the call succeeded before; not sending it again)`);
+    ctx.progress(`resumed following ${shown(new URL(following.url))} (the call succeeded before; not sending it again)`);
     return followStatus(ctx, p, p.follow, following, send, tokenFor, refuse);
-  }
-  if ((p.method === "POST" || p.method === "PATCH") && !Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key")) {
-    headers["Idempotency-Key"] = p.idempotencyKey;
   }
   const what = `${p.method} ${p.shownUrl}`;
   let renewedAfter401 = false;

@@ -71,6 +71,9 @@ describe("http-request with follow", function () {
       expect(view!.message).to.equal(`POST ${jenkins.url}/job/deploy/buildWithParameters answered 201; following ${jenkins.url}/job/deploy/7/api/json: done (SUCCESS)`);
       expect(view!.outputs).to.deep.equal({ status: 201, build: 7, buildUrl: `${jenkins.url}/job/deploy/7/`, queued: `${jenkins.url}/queue/item/42/` });
       expect(seen.triggers, "the job was triggered once").to.equal(1);
+      // The call carries the run's Idempotency-Key; the status polls are plain GETs.
+      expect(jenkins.requests.find((r) => r.method === "POST")!.headers["idempotency-key"]).to.match(/^[0-9a-f]{32}$/);
+      expect(jenkins.requests.filter((r) => r.method === "GET").every((r) => r.headers["idempotency-key"] === undefined)).to.equal(true);
       expect(seen.queue).to.equal(3);
       expect(seen.build).to.equal(2);
       expect(progress).to.include(`POST ${jenkins.url}/job/deploy/buildWithParameters answered 201; following ${jenkins.url}/queue/item/42/api/json: queued`);
