@@ -2,7 +2,7 @@
 # Builds etcd, kube-apiserver, kube-controller-manager, KubeVela's controller (vela-core) and
 # the vela CLI from their Go modules (no container runtime, no binary downloads here) — and, for
 # the in-cluster mode's fake nodes (`fake-nodes`), kube-scheduler and kwok; on request
-# (`argocd`), Argo CD — and caches them under ~/.cache/step-executor/<component>-<version>/.
+# (`argocd`), Argo CD; for a managed cluster (`cluster-gateway`), KubeVela's cluster-gateway — and caches them under ~/.cache/step-executor/<component>-<version>/.
 # A cache directory is published by an atomic rename only after every binary in it built, so a
 # half-built cache is never mistaken for a good one.
 set -euo pipefail
@@ -237,6 +237,30 @@ GO
   go build -trimpath -ldflags="-s -w" -o "$out/miniredis" .
 }
 
+# cluster-gateway (`cluster-gateway`, not part of `all`): KubeVela's aggregated API server that
+# proxies the hub's requests to managed clusters. Its go.mod replaces three modules (copied here)
+# and needs its own go.sum: kmodules/apiserver-runtime is not in the public checksum database.
+build_cluster_gateway() {
+  cat > go.mod <<GOMOD
+module local/cluster-gateway-bin
+go 1.23.8
+require github.com/oam-dev/cluster-gateway $CLUSTER_GATEWAY_VERSION
+tool github.com/oam-dev/cluster-gateway/cmd/apiserver
+replace (
+	cloud.google.com/go => cloud.google.com/go v0.100.2
+	sigs.k8s.io/apiserver-network-proxy/konnectivity-client => sigs.k8s.io/apiserver-network-proxy/konnectivity-client v0.0.36
+	sigs.k8s.io/apiserver-runtime => github.com/kmodules/apiserver-runtime v1.1.2-0.20250422194347-c5ac4abaf2ae
+)
+GOMOD
+  local dir
+  dir=$(go mod download -json "github.com/oam-dev/cluster-gateway@$CLUSTER_GATEWAY_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { log "cluster-gateway: could not download github.com/oam-dev/cluster-gateway@$CLUSTER_GATEWAY_VERSION"; return 1; }
+  cp "$dir/go.sum" go.sum && chmod u+w go.sum
+  log "cluster-gateway: resolving modules"; go mod tidy
+  log "cluster-gateway: compiling"
+  go build -trimpath -ldflags="-s -w" -o "$out/cluster-gateway" github.com/oam-dev/cluster-gateway/cmd/apiserver
+}
+
 case "${1:-all}" in
   etcd) build_component etcd "$ETCD_VERSION" build_etcd ;;
   kubernetes) build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
@@ -247,9 +271,10 @@ case "${1:-all}" in
   argocd)
     build_component argocd "$ARGOCD_VERSION" build_argocd
     build_component miniredis "$MINIREDIS_VERSION" build_miniredis ;;
+  cluster-gateway) build_component cluster-gateway "$CLUSTER_GATEWAY_VERSION" build_cluster_gateway ;;
   all)
     build_component etcd "$ETCD_VERSION" build_etcd
     build_component kubernetes "$KUBERNETES_VERSION" build_kubernetes
     build_component kubevela "$KUBEVELA_VERSION" build_kubevela ;;
-  *) echo "usage: $0 [all|etcd|kubernetes|kubevela|fake-nodes|argocd]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|etcd|kubernetes|kubevela|fake-nodes|argocd|cluster-gateway]" >&2; exit 2 ;;
 esac

@@ -12,6 +12,8 @@ export STEP_EXECUTOR_ETCD_PORT=${STEP_EXECUTOR_ETCD_PORT:-24790} STEP_EXECUTOR_E
 export STEP_EXECUTOR_APISERVER_PORT=${STEP_EXECUTOR_APISERVER_PORT:-17443} STEP_EXECUTOR_KCM_PORT=${STEP_EXECUTOR_KCM_PORT:-17257}
 export STEP_EXECUTOR_VELA_METRICS_PORT=${STEP_EXECUTOR_VELA_METRICS_PORT:-17080} STEP_EXECUTOR_VELA_HEALTH_PORT=${STEP_EXECUTOR_VELA_HEALTH_PORT:-17440}
 export STEP_EXECUTOR_SCHEDULER_PORT=${STEP_EXECUTOR_SCHEDULER_PORT:-17259} STEP_EXECUTOR_KWOK_PORT=${STEP_EXECUTOR_KWOK_PORT:-17270}
+export STEP_EXECUTOR_MANAGED_ETCD_PORT=${STEP_EXECUTOR_MANAGED_ETCD_PORT:-24791} STEP_EXECUTOR_MANAGED_ETCD_PEER_PORT=${STEP_EXECUTOR_MANAGED_ETCD_PEER_PORT:-24801}
+export STEP_EXECUTOR_MANAGED_APISERVER_PORT=${STEP_EXECUTOR_MANAGED_APISERVER_PORT:-17444} STEP_EXECUTOR_CLUSTER_GATEWAY_PORT=${STEP_EXECUTOR_CLUSTER_GATEWAY_PORT:-17445}
 export STEP_EXECUTOR_ARGOCD_REDIS_PORT=${STEP_EXECUTOR_ARGOCD_REDIS_PORT:-17379} STEP_EXECUTOR_ARGOCD_REPO_PORT=${STEP_EXECUTOR_ARGOCD_REPO_PORT:-17081}
 export STEP_EXECUTOR_ARGOCD_REPO_METRICS_PORT=${STEP_EXECUTOR_ARGOCD_REPO_METRICS_PORT:-17084} STEP_EXECUTOR_ARGOCD_CONTROLLER_METRICS_PORT=${STEP_EXECUTOR_ARGOCD_CONTROLLER_METRICS_PORT:-17082}
 started=0
@@ -24,8 +26,10 @@ eval "$(scripts/control-plane env)"
 # The in-cluster e2e test starts fake nodes (kube-scheduler + kwok) itself; build them here, so a
 # cold build shows its progress instead of running inside a test's timeout.
 bash scripts/build-control-plane.sh fake-nodes || { echo "error: could not build kube-scheduler and kwok (see messages above)" >&2; exit 1; }
-# The same for Argo CD (test/e2e/argocd.e2e.test.ts starts it with `scripts/control-plane argocd up`).
+# The same for Argo CD (test/e2e/argocd.e2e.test.ts starts it with `scripts/control-plane argocd up`)
+# and cluster-gateway (test/ops/multicluster.test.ts: `scripts/control-plane multicluster up`).
 bash scripts/build-control-plane.sh argocd || { echo "error: could not build Argo CD and miniredis (see messages above)" >&2; exit 1; }
+bash scripts/build-control-plane.sh cluster-gateway || { echo "error: could not build cluster-gateway (see messages above)" >&2; exit 1; }
 
 echo "[test] type-checking"
 npx tsc -p tsconfig.json --noEmit || exit 1
