@@ -384,7 +384,7 @@ async function followStatus(ctx: StepContext, p: Prepared, f: Follow, following:
         throw err;
       }
     }
-    if (answer.status >= 400) {
+    if (answer.status >= 300) { // a 4xx, or a 3xx not followed (no Location, or past MAX_STATUS_REDIRECTS)
       return { phase: "failed", message: `${where}: the status answered ${lastAnswer}${notYet ? ` (${notYet})` : ""}` };
     }
     if (f.nextUrlFrom) {
