@@ -6,7 +6,7 @@ import https, { Agent as HttpsAgent, type AgentOptions } from "node:https";
 import { ApiException, KubeConfig, KubernetesObjectApi, type Cluster, type KubernetesObject } from "@kubernetes/client-node";
 import { ApplicationLookup, type ApplicationMeta } from "../kubevela/applications.js";
 import { TerminalError } from "../shared/errors.js";
-import { apiVersionProblem, isSecretResource, kindProblem, namespaceProblem, nameProblem, type KubeObject, type ObjectRef } from "./object-ref.js";
+import { apiVersionProblem, clusterProblem, isSecretResource, kindProblem, namespaceProblem, nameProblem, type KubeObject, type ObjectRef } from "./object-ref.js";
 import { sleep } from "../shared/retry.js";
 import { ObjectWatches, WatchDenied, type ObjectFeed, type WatchSource } from "./object-watch.js";
 
@@ -50,8 +50,8 @@ export interface KubeReader {
   impersonating(namespace: string, name: string): KubeReader;
   /** The same reads, made as user `user` with `groups` (an Application's app.oam.dev/username and app.oam.dev/group); `namespace` is the Application's, for messages. */
   impersonatingUser(namespace: string, user: string, groups: readonly string[]): KubeReader;
-  /** What discovery says of a kind: its resource (never a subresource) and scope; undefined when the API server does not serve it. */
-  describeKind(apiVersion: string, kind: string): Promise<KindInfo | undefined>;
+  /** What discovery says of a kind (in a managed cluster, through cluster-gateway): its resource (never a subresource) and scope; undefined when the API server does not serve it. */
+  describeKind(apiVersion: string, kind: string, cluster?: string): Promise<KindInfo | undefined>;
   /** A KubeVela Application's uid and annotations, read by the executor itself (shared, cached: server/kubevela/applications.ts); null when there is none. */
   application(namespace: string, name: string): Promise<ApplicationMeta | null>;
 }
@@ -177,7 +177,7 @@ export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; app
     readSecret: async (namespace, name) => (await reader()).readSecret(namespace, name),
     impersonating: (namespace, name) => kube.impersonating(namespace, name),
     impersonatingUser: (namespace, user, groups) => kube.impersonatingUser(namespace, user, groups),
-    describeKind: (apiVersion, kind) => kube.describeKind(apiVersion, kind),
+    describeKind: (apiVersion, kind, cluster) => kube.describeKind(apiVersion, kind, cluster),
     application: (namespace, name) => kube.application(namespace, name),
   };
 }
@@ -223,9 +223,28 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
     resource(apiVersion: string, kind: string): Promise<{ name: string; namespaced: boolean } | undefined>;
     apiVersionResourceCache: Record<string, { resources: { name: string; kind: string; namespaced: boolean }[] } | undefined>;
   };
-  const describeKind = shared.describeKind ?? (async (apiVersion: string, kind: string): Promise<KindInfo | undefined> => {
-    const problem = apiVersionProblem(apiVersion) ?? kindProblem(kind);
+  // Managed clusters' discovery, through cluster-gateway: one APIResourceList per cluster and group version, kept a minute.
+  const clusterDiscovery = new Map<string, { at: number; resources: { name: string; kind: string; namespaced: boolean }[] | undefined }>();
+  const describeKind = shared.describeKind ?? (async (apiVersion: string, kind: string, cluster?: string): Promise<KindInfo | undefined> => {
+    const problem = apiVersionProblem(apiVersion) ?? kindProblem(kind) ?? (cluster ? clusterProblem(cluster) : undefined);
     if (problem) throw new RefusedReadError(`refused to look up ${kind} in ${apiVersion}: ${problem}`);
+    if (cluster) {
+      const key = `${cluster}\n${apiVersion}`;
+      let entry = clusterDiscovery.get(key);
+      if (!entry || Date.now() - entry.at > 60_000) {
+        const path = `${clusterPrefix(cluster)}/${apiVersion.includes("/") ? "apis" : "api"}/${apiVersion.split("/").map(encodeURIComponent).join("/")}`;
+        try {
+          entry = { at: Date.now(), resources: ((await getJson(kc, path)) as { resources?: { name: string; kind: string; namespaced: boolean }[] }).resources ?? [] };
+        } catch (err) {
+          if (!(err instanceof ApiException && err.code === 404) || noSuchCluster(err)) throw err;
+          entry = { at: Date.now(), resources: undefined };
+        }
+        if (clusterDiscovery.size >= 512) clusterDiscovery.clear();
+        clusterDiscovery.set(key, entry);
+      }
+      const r = entry.resources?.find((x) => x.kind === kind && !x.name.includes("/"));
+      return r && { group: apiVersion.includes("/") ? apiVersion.split("/")[0]! : "", resource: r.name, namespaced: r.namespaced };
+    }
     try {
       await discovery.resource(apiVersion, kind);
     } catch (err) {
@@ -239,7 +258,7 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
   const pathOf = async (ref: ObjectRef, action: "read" | "list") => {
     const problem = apiVersionProblem(ref.apiVersion) ?? kindProblem(ref.kind) ?? nameProblem(ref.name) ?? (ref.namespace ? namespaceProblem(ref.namespace) : undefined);
     if (problem) throw new RefusedReadError(`refused to read ${ref.kind} ${ref.namespace}/${ref.name}: ${problem}`);
-    const kind = await describeKind(ref.apiVersion, ref.kind);
+    const kind = await describeKind(ref.apiVersion, ref.kind, ref.cluster);
     if (!kind) throw new Error(`Unrecognized API version and kind: ${ref.apiVersion} ${ref.kind}`);
     if (isSecretResource(kind.group, kind.resource)) {
       throw new RefusedReadError(`kind: steps do not read Secrets (their data would appear in the Application's status); reference Secrets with secretHeaders or credentials instead`);
@@ -249,7 +268,8 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
     if (resource.namespaced) parts.push("namespaces", ref.namespace);
     parts.push(resource.name);
     if (action === "read") parts.push(ref.name);
-    return { path: parts.map((p, i) => (i === 0 ? p : encodeURIComponent(p))).join("/"), namespaced: resource.namespaced };
+    const path = parts.map((p, i) => (i === 0 ? p : encodeURIComponent(p))).join("/");
+    return { path: ref.cluster ? `${clusterPrefix(ref.cluster)}${path}` : path, namespaced: resource.namespaced };
   };
   /** The API server answered with the object asked for (a proxy or a decoded path could answer with another). */
   const checkReturned = (obj: KubeObject, ref: ObjectRef, namespaced: boolean): KubeObject => {
@@ -261,6 +281,8 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
   };
   const readError = (err: unknown, ref: ObjectRef): Error => {
     if (err instanceof RefusedReadError) return err;
+    // A typo, not something waiting cures (an unreachable cluster, by contrast, is waited for).
+    if (ref.cluster && noSuchCluster(err)) return new RefusedReadError(`cluster: "${ref.cluster}" is not a cluster joined to KubeVela (vela cluster list); fix cluster`);
     // Before the kind check: a refused impersonation fails discovery too, with a 403.
     const denied = as && forbidden(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}`, as);
     if (denied) return denied;
@@ -274,7 +296,7 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
       const { path, namespaced } = await pathOf(ref, "read");
       return checkReturned(withKind((await getJson(kc, path)) as KubeObject, ref), ref, namespaced);
     } catch (err) {
-      if (isObjectNotFound(err)) return undefined;
+      if (isObjectNotFound(err) && !(ref.cluster && noSuchCluster(err))) return undefined;
       throw readError(err, ref);
     }
   };
@@ -318,6 +340,20 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
       }
     },
   };
+}
+
+/**
+ * Where the hub proxies to a managed cluster: KubeVela's cluster-gateway, the aggregated API
+ * cluster.core.oam.dev/v1alpha1 (`vela cluster join` registers clusters with it). The hub checks
+ * the reading identity's RBAC on clustergateways/proxy, so a tenant reads only clusters it may use.
+ */
+export function clusterPrefix(cluster: string): string {
+  return `/apis/cluster.core.oam.dev/v1alpha1/clustergateways/${encodeURIComponent(cluster)}/proxy`;
+}
+
+/** The gateway's answer for a cluster that is not joined: a 500 Status "no such cluster <name>" (cluster-gateway v1.9). */
+export function noSuchCluster(err: unknown): boolean {
+  return err instanceof ApiException && /no such cluster/i.test(typeof err.body === "string" ? err.body : JSON.stringify(err.body ?? ""));
 }
 
 /** List items come without apiVersion and kind; conditions may use them. */

@@ -6,12 +6,13 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { InputError } from "../shared/errors.js";
 
-/** An object a step names. */
+/** An object a step names; `cluster` names a managed cluster (KubeVela's cluster-gateway), empty or absent: the hub. */
 export interface ObjectRef {
   apiVersion: string;
   kind: string;
   name: string;
   namespace: string;
+  cluster?: string;
 }
 
 /** An object as read from the API server. */
@@ -37,6 +38,11 @@ export function nameProblem(value: string): string | undefined {
   return undefined;
 }
 
+/** Why `value` is not usable as a cluster name (KubeVela's clusters are Secrets in vela-system: DNS-1123 subdomains). */
+export function clusterProblem(value: string): string | undefined {
+  return SUBDOMAIN.test(value) ? undefined : `"${excerpt(value)}" is not a cluster name (lower-case letters, digits, "-" and ".", as vela cluster list shows them)`;
+}
+
 export function namespaceProblem(value: string): string | undefined {
   return LABEL.test(value) ? undefined : `"${excerpt(value)}" is not a namespace name (lower-case letters, digits and "-", at most 63)`;
 }
@@ -53,8 +59,9 @@ export function kindProblem(value: string): string | undefined {
 }
 
 /** Throws an InputError naming the field when any part of the reference could leave the object it names. */
-export function checkObjectRef(ref: { apiVersion: string; kind: string; name: string; namespace?: string }, fields: { apiVersion: string; kind: string; name: string; namespace: string }): void {
+export function checkObjectRef(ref: { apiVersion: string; kind: string; name: string; namespace?: string; cluster?: string }, fields: { apiVersion: string; kind: string; name: string; namespace: string; cluster?: string }): void {
   const problems: [string, string | undefined][] = [
+    [fields.cluster ?? "cluster", ref.cluster ? clusterProblem(ref.cluster) : undefined],
     [fields.apiVersion, apiVersionProblem(ref.apiVersion)],
     [fields.kind, kindProblem(ref.kind)],
     [fields.name, nameProblem(ref.name)],

@@ -64,7 +64,7 @@ export function prepareWait(ref: ObjectRef, spec: WaitSpec): PreparedWait {
 }
 
 export function describeRef(ref: ObjectRef): string {
-  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`;
+  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}${ref.cluster ? ` in cluster ${ref.cluster}` : ""}`;
 }
 
 /**

@@ -63,7 +63,7 @@ export class ObjectWatches {
   }
 
   feed(identity: string, source: WatchSource, ref: ObjectRef): ObjectFeed {
-    const key = JSON.stringify([identity, ref.apiVersion, ref.kind, ref.namespace, ref.name]);
+    const key = JSON.stringify([identity, ref.cluster ?? "", ref.apiVersion, ref.kind, ref.namespace, ref.name]);
     let s = this.shared.get(key);
     if (!s) {
       const mode = this.watching < this.options.maxWatches ? "watch" : "poll";

@@ -21,6 +21,10 @@ export interface ReadObjectAndWaitParameter {
    */
   namespace?: string;
   /**
+   * The cluster to read the object in, as KubeVela names it (vela cluster list; a topology policy's clusters); default: the hub (local) cluster
+   */
+  cluster?: string;
+  /**
    * A CEL expression over `object` that ends the wait when true; default: generic readiness (Deployment, StatefulSet or DaemonSet rolled out, Job complete, Pod ready, a Ready or Available condition true, observedGeneration current)
    */
   condition?: string;
@@ -67,6 +71,10 @@ export const schema = {
     },
     "namespace": {
       "description": "The namespace of the object; default and only allowed value: the Application's namespace (cluster-scoped objects ignore it)",
+      "type": "string"
+    },
+    "cluster": {
+      "description": "The cluster to read the object in, as KubeVela names it (vela cluster list; a topology policy's clusters); default: the hub (local) cluster",
       "type": "string"
     },
     "condition": {

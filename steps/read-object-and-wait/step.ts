@@ -11,7 +11,7 @@ export const readObjectAndWait: StepKind<ReadObjectAndWaitParameter, PreparedWai
   pure: true,
   schema: schemas["read-object-and-wait"],
   prepare: (p, run) => {
-    const ref = { apiVersion: p.apiVersion, kind: p.kind, name: p.name, namespace: p.namespace ?? run.namespace };
+    const ref = { apiVersion: p.apiVersion, kind: p.kind, name: p.name, namespace: p.namespace ?? run.namespace, ...(p.cluster ? { cluster: p.cluster } : {}) };
     checkReadable(ref, run, { apiVersion: "apiVersion", kind: "kind", name: "name", namespace: "namespace" });
     return prepareWait(ref, p);
   },

@@ -108,7 +108,7 @@ describe("addon: parameter validation with the generated schemas", () => {
     ["a number body", "http-request", { url: "https://x", body: 5 }, { keyword: "type", instancePath: "/body" }],
     ["a non-string header value", "http-request", { url: "https://x", headers: { a: 1 } }, { keyword: "type", instancePath: "/headers/a" }],
     ["a missing name", "read-object-and-wait", { apiVersion: "v1", kind: "Pod" }, { keyword: "required" }],
-    ["an unknown field", "read-object-and-wait", { apiVersion: "v1", kind: "Pod", name: "p", cluster: "x" }, { keyword: "additionalProperties" }],
+    ["an unknown field", "read-object-and-wait", { apiVersion: "v1", kind: "Pod", name: "p", labels: "x" }, { keyword: "additionalProperties" }],
     ["a non-string output", "read-object-and-wait", { apiVersion: "v1", kind: "Pod", name: "p", outputs: { a: true } }, { keyword: "type", instancePath: "/outputs/a" }],
     ["a missing value", "apply-and-wait", { timeout: "1m" }, { keyword: "required" }],
     ["a value that is not an object", "apply-and-wait", { value: "kind: Job" }, { keyword: "type", instancePath: "/value" }],

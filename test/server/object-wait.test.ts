@@ -1,5 +1,7 @@
 import { expect } from "chai";
-import { judgeObject, prepareWait } from "../../server/kube/object-wait.js";
+import { clusterPrefix } from "../../server/kube/kube.js";
+import { checkObjectRef } from "../../server/kube/object-ref.js";
+import { describeRef, judgeObject, prepareWait } from "../../server/kube/object-wait.js";
 
 const ref = { apiVersion: "v1", kind: "ConfigMap", namespace: "team-a", name: "flag" };
 
@@ -28,5 +30,18 @@ describe("object waits judge with CEL off the event loop", () => {
     const t0 = performance.now();
     expect(await judgeObject(p, { items: [1] })).to.deep.equal(verdict);
     expect(performance.now() - t0).to.be.below(50);
+  });
+});
+
+describe("object references to a managed cluster", () => {
+  it("go through cluster-gateway's proxy of that cluster, checked as a path segment, and messages name it", () => {
+    const fields = { apiVersion: "apiVersion", kind: "kind", name: "name", namespace: "namespace", cluster: "cluster" };
+    expect(clusterPrefix("prod-eu")).to.equal("/apis/cluster.core.oam.dev/v1alpha1/clustergateways/prod-eu/proxy");
+    for (const ok of ["prod-eu", "c2", "eu.prod-1"]) expect(() => checkObjectRef({ apiVersion: "v1", kind: "ConfigMap", name: "x", namespace: "a", cluster: ok }, fields)).to.not.throw();
+    for (const bad of ["../kube-system", "Prod", "a/b", "a%2Fb", "x y"]) {
+      expect(() => checkObjectRef({ apiVersion: "v1", kind: "ConfigMap", name: "x", namespace: "a", cluster: bad }, fields), bad).to.throw(/^cluster: .* is not a cluster name/);
+    }
+    expect(describeRef({ apiVersion: "apps/v1", kind: "Deployment", name: "web", namespace: "shop", cluster: "prod-eu" })).to.equal("Deployment shop/web in cluster prod-eu");
+    expect(describeRef({ apiVersion: "apps/v1", kind: "Deployment", name: "web", namespace: "shop" })).to.equal("Deployment shop/web");
   });
 });
