@@ -10,6 +10,7 @@ import { isLinkLocal, type HttpClient } from "../../server/outbound/http-client.
 import { isLoopbackHost } from "../../server/outbound/outbound-policy.js";
 import { retryDelay, type BackoffOptions } from "../../server/shared/retry.js";
 import { SecretMissingError } from "../../server/kube/secrets.js";
+import { waitForValue } from "../../server/kube/wait-for-input.js";
 import { schemas } from "../generated/index.js";
 import type { GithubActionsParameter } from "../generated/github-actions.js";
 import type { StepContext, StepKind } from "../../server/contract/step.js";
@@ -259,24 +260,16 @@ class Runner {
   /** One key of a Secret in the run's namespace, waiting for it to appear; secret values go through ctx.secrets (redacted). */
   private async readKey(name: string, key: string, field: string, secret: boolean): Promise<string> {
     const { ctx } = this;
-    const deadline = ctx.now() + ctx.tuning.secretWaitMs;
-    for (;;) {
-      try {
-        if (secret) return await ctx.secrets.resolve({ name, key });
-        // App and installation ids are public identifiers: read them without redaction, so they
-        // cannot mask parts of run URLs that happen to contain the same digits.
-        const data = await ctx.kube.readSecret(ctx.run.namespace, name);
-        if (!data) throw new SecretMissingError(`Secret ${ctx.run.namespace}/${name} not found`);
-        const value = data[key];
-        if (value === undefined) throw new SecretMissingError(`Secret ${ctx.run.namespace}/${name} has no key "${key}" (it has: ${Object.keys(data).join(", ") || "no keys"})`);
-        return value;
-      } catch (err) {
-        if (!(err instanceof SecretMissingError)) throw err;
-        if (ctx.now() >= deadline) throw new TerminalError(`${err.message}, needed for ${field}; gave up after ${formatDuration(ctx.tuning.secretWaitMs)}`);
-        ctx.progress(`waiting for ${err.message} (${field}); create it or fix ${field}`);
-        await ctx.sleep(ctx.tuning.pollIntervalMs);
-      }
-    }
+    return waitForValue(ctx, async () => {
+      if (secret) return ctx.secrets.resolve({ name, key });
+      // App and installation ids are public identifiers: read them without redaction, so they
+      // cannot mask parts of run URLs that happen to contain the same digits.
+      const data = await ctx.kube.readSecret(ctx.run.namespace, name);
+      if (!data) throw new SecretMissingError(`Secret ${ctx.run.namespace}/${name} not found`);
+      const value = data[key];
+      if (value === undefined) throw new SecretMissingError(`Secret ${ctx.run.namespace}/${name} has no key "${key}" (it has: ${Object.keys(data).join(", ") || "no keys"})`);
+      return value;
+    }, { field, what: field }, ctx.now() + ctx.tuning.secretWaitMs);
   }
 
   private credentialsRef(keyOverride?: string): string {

@@ -1,12 +1,9 @@
 // What an http-request reads from its namespace when it runs: Secret and ConfigMap keys, waited
-// for up to --secret-wait while they do not exist yet (the message names what is missing).
-import { formatDuration } from "../../server/shared/duration.js";
+// for while they do not exist yet (server/kube/wait-for-input.ts).
 import { TerminalError } from "../../server/shared/errors.js";
-import { SecretMissingError, type SecretKeyRef } from "../../server/kube/secrets.js";
+import type { SecretKeyRef } from "../../server/kube/secrets.js";
+import { ConfigMapMissingError, waitForValue } from "../../server/kube/wait-for-input.js";
 import type { StepContext } from "../../server/contract/step.js";
-
-/** A ConfigMap or its key does not exist (yet): the step waits, as for a Secret. */
-export class ConfigMapMissingError extends Error {}
 
 /** A Secret's value for a header, waiting up to --secret-wait for it to be created; `use` says what it is for. */
 export async function resolveSecret(ctx: StepContext, ref: SecretKeyRef, use: { field: string; what: string }, deadline: number): Promise<string> {
@@ -23,18 +20,4 @@ export async function configMapKey(ctx: StepContext, ref: SecretKeyRef): Promise
   const value = data[ref.key];
   if (value === undefined) throw new ConfigMapMissingError(`ConfigMap ${ctx.run.namespace}/${ref.name} has no key "${ref.key}"${Object.keys(data).length ? ` (it has: ${Object.keys(data).join(", ")})` : " (it is empty)"}`);
   return value;
-}
-
-/** Waits up to --secret-wait for what `get` reads to be created, showing what is missing. */
-export async function waitForValue(ctx: StepContext, get: () => Promise<string>, use: { field: string; what: string }, deadline: number): Promise<string> {
-  for (;;) {
-    try {
-      return await get();
-    } catch (err) {
-      if (!(err instanceof SecretMissingError || err instanceof ConfigMapMissingError)) throw err;
-      if (ctx.now() >= deadline) throw new TerminalError(`${err.message}, needed for ${use.what}; gave up after ${formatDuration(ctx.tuning.secretWaitMs)}`);
-      ctx.progress(`waiting for ${err.message} (${use.what}); create it or fix ${use.field}`);
-      await ctx.sleep(ctx.tuning.pollIntervalMs);
-    }
-  }
 }

@@ -448,15 +448,7 @@ async function judge(p: Prepared, res: OutboundResponse, ctx: StepContext): Prom
 
 /** The answer is in hand and must not be asked for again: when the CEL evaluators are busy, wait for them. */
 async function judgeWhenFree(ctx: StepContext, p: Prepared, res: OutboundResponse): Promise<StepResult | undefined> {
-  for (;;) {
-    try {
-      return await judge(p, res, ctx);
-    } catch (err) {
-      if (!(err instanceof CelBusyError)) throw err;
-      ctx.progress(`${p.method} ${p.shownUrl} answered ${res.status}; ${err.message}, trying again`);
-      await ctx.sleep(ctx.tuning.pollIntervalMs);
-    }
-  }
+  return whenFree(() => judge(p, res, ctx), (m) => ctx.progress(`${p.method} ${p.shownUrl} answered ${res.status}; ${m}, trying again`), () => ctx.sleep(ctx.tuning.pollIntervalMs));
 }
 
 function networkError(err: unknown, timeoutMs: number): string {

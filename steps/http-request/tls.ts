@@ -7,7 +7,8 @@ import type { SecretKeyRef } from "../../server/kube/secrets.js";
 import type { TlsMaterial } from "../../server/outbound/http-client.js";
 import type { StepContext } from "../../server/contract/step.js";
 import type { HttpRequestParameter } from "../generated/http-request.js";
-import { configMapKey, waitForValue } from "./lookups.js";
+import { waitForValue } from "../../server/kube/wait-for-input.js";
+import { configMapKey } from "./lookups.js";
 
 /** Where the request's TLS material comes from (parameter `tls`), read when the step runs. */
 export interface TlsRefs {
