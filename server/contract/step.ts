@@ -16,7 +16,7 @@ export interface StepTuning {
   bodyExcerptWithSecrets?: boolean;
 }
 
-/** What `admit` may consult: discovery through the executor's own reader, and the operator's policy. */
+/** What `admit` may consult: the run's reader (the Application's identity; discovery is the executor's), and the operator's policy. */
 export interface AdmitContext {
   readonly run: RunIdentity;
   readonly kube: KubeReader;
@@ -79,8 +79,9 @@ export interface StepKind<Parameter = unknown, Prepared = unknown> {
   /**
    * For a template that writes something itself once the executor agrees (apply-and-wait's
    * kube.#Apply): checks it on every poll and throws InputError to refuse (the step fails before
-   * anything is written). Answers of such a kind carry `approved: true`.
+   * anything is written), or returns a message to make the step wait unapproved (what it needs is
+   * not there yet, e.g. an unreachable cluster). Answers of such a kind carry `approved: true`.
    */
-  admit?(parameter: Parameter, ctx: AdmitContext): Promise<void>;
+  admit?(parameter: Parameter, ctx: AdmitContext): Promise<string | undefined>;
   execute(ctx: StepContext, prepared: Prepared): Promise<StepResult>;
 }

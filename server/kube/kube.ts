@@ -269,7 +269,9 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
     parts.push(resource.name);
     if (action === "read") parts.push(ref.name);
     const path = parts.map((p, i) => (i === 0 ? p : encodeURIComponent(p))).join("/");
-    return { path: ref.cluster ? `${clusterPrefix(ref.cluster)}${path}` : path, namespaced: resource.namespaced };
+    // As KubeVela does for the Application's identity (pkg/auth/round_trippers.go): `impersonate=true`
+    // makes cluster-gateway act as that identity in the managed cluster too, so its RBAC there counts.
+    return { path: ref.cluster ? `${clusterPrefix(ref.cluster)}${path}${as ? "?impersonate=true" : ""}` : path, namespaced: resource.namespaced };
   };
   /** The API server answered with the object asked for (a proxy or a decoded path could answer with another). */
   const checkReturned = (obj: KubeObject, ref: ObjectRef, namespaced: boolean): KubeObject => {
@@ -284,7 +286,7 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
     // A typo, not something waiting cures (an unreachable cluster, by contrast, is waited for).
     if (ref.cluster && noSuchCluster(err)) return new RefusedReadError(`cluster: "${ref.cluster}" is not a cluster joined to KubeVela (vela cluster list); fix cluster`);
     // Before the kind check: a refused impersonation fails discovery too, with a 403.
-    const denied = as && forbidden(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}`, as);
+    const denied = as && forbidden(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}${ref.cluster ? ` in cluster ${ref.cluster}` : ""}`, as, ref.cluster);
     if (denied) return denied;
     if (err instanceof Error && /Unrecognized API version and kind|Failed to fetch resource metadata/i.test(err.message)) {
       return new UnknownKindError(`the API server does not serve kind ${ref.kind} in ${ref.apiVersion}`, { cause: err });
@@ -405,7 +407,7 @@ function isObjectNotFound(err: unknown): boolean {
 }
 
 /** A 403 met while impersonating, explained: who was refused what, and what to grant. */
-function forbidden(err: unknown, what: string, as: Impersonation): ForbiddenReadError | undefined {
+function forbidden(err: unknown, what: string, as: Impersonation, cluster?: string): ForbiddenReadError | undefined {
   if (!(err instanceof ApiException) || err.code !== 403) return undefined;
   let reason = "";
   try {
@@ -421,6 +423,16 @@ function forbidden(err: unknown, what: string, as: Impersonation): ForbiddenRead
     return new ForbiddenReadError(`${what}: the executor may not impersonate ${who} ${from}: ${reason}; grant the executor's ClusterRole impersonate on ${resource} (addon/resources/rbac.cue)`);
   }
   const m = /cannot (\w+) resource "([^"]+)"(?: in API group "([^"]*)")?/.exec(reason);
+  const grantThere = (cluster: string) => `vela auth grant-privileges ${as.user ? `--user ${as.user.name}` : `--serviceaccount ${as.name} -n ${as.namespace}`} --for-namespace ${as.namespace} --for-cluster ${cluster}`;
+  if (cluster && m?.[2]?.startsWith("clustergateways")) {
+    // The hub decides which managed clusters an identity may reach: RBAC on clustergateways/proxy (cluster-scoped).
+    const subject = as.user ? `User ${as.user.name}` : `ServiceAccount ${as.namespace}/${as.name}`;
+    return new ForbiddenReadError(`${what}: ${who} ${from} may not use cluster ${cluster} (${reason}); the platform team grants it on the hub: a ClusterRole allowing get on clustergateways/proxy (API group cluster.core.oam.dev) with resourceNames [${cluster}], bound to ${subject} by a ClusterRoleBinding (and rights in the cluster: ${grantThere(cluster)})`);
+  }
+  if (cluster && m) {
+    // Through the gateway as the Application's identity: the managed cluster's own RBAC refused.
+    return new ForbiddenReadError(`${what}: ${who} ${from} may not read it in cluster ${cluster} (${reason}); grant ${who} ${m[1]} on ${m[2]}${m[3] ? ` (API group ${m[3]})` : ""} in namespace ${as.namespace} of cluster ${cluster}, e.g. ${grantThere(cluster)}`);
+  }
   const grant = m ? `grant ${who} ${m[1]} on ${m[2]}${m[3] ? ` (API group ${m[3]})` : ""} in namespace ${as.namespace} (a Role and RoleBinding)` : `grant ${who} read access to it`;
   return new ForbiddenReadError(`${what}: ${who} ${from} may not read it (${reason || "HTTP 403 Forbidden"}); ${grant}`);
 }

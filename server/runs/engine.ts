@@ -277,7 +277,9 @@ export class RunEngine {
   async poll(kind: StepKind, run: RunIdentity, parameter: unknown): Promise<RunView> {
     if (!kind.admit) return this.answer(kind, run, parameter);
     // Checked on every poll, since the template writes on every evaluation it is approved for.
-    await kind.admit(parameter, { run, kube: this.deps.kube, tuning: this.deps.tuning });
+    const kube = kubeReaderForRun(this.deps.kube, run, this.deps.authenticationDefaultUser);
+    const wait = await kind.admit(parameter, { run, kube, tuning: this.deps.tuning });
+    if (wait !== undefined) return { phase: "running", message: wait, outputs: {} };
     const answer = await this.answer(kind, run, parameter);
     return answer.phase === "failed" ? answer : { ...answer, approved: true };
   }

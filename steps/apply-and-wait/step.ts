@@ -1,8 +1,10 @@
 // apply-and-wait: the template applies `value` with KubeVela's kube.#Apply (so the object is
 // tracked and garbage-collected with the Application) once the executor has admitted it; the
 // executor then waits for it.
-import { InputError } from "../../server/shared/errors.js";
+import { describeError, InputError } from "../../server/shared/errors.js";
+import { ForbiddenReadError, RefusedReadError, UnknownKindError } from "../../server/kube/kube.js";
 import { checkReadable, prepareWait, waitForObject, type PreparedWait } from "../../server/kube/object-wait.js";
+import type { ObjectRef } from "../../server/kube/object-ref.js";
 import { schemas } from "../generated/index.js";
 import type { ApplyAndWaitParameter } from "../generated/apply-and-wait.js";
 import type { AdmitContext, StepKind } from "../../server/contract/step.js";
@@ -27,13 +29,13 @@ function refusal(group: string, kind: string, allowed: readonly string[]): strin
   return undefined;
 }
 
-function refOf(p: ApplyAndWaitParameter, run: RunIdentity) {
+function refOf(p: ApplyAndWaitParameter, run: RunIdentity): ObjectRef {
   const v = p.value as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
   for (const [field, value] of [["apiVersion", v.apiVersion], ["kind", v.kind], ["metadata.name", v.metadata?.name]] as const) {
     if (typeof value !== "string" || value === "") throw new InputError(`value.${field}: required (a string naming the object to apply)`);
   }
   const namespace = typeof v.metadata?.namespace === "string" && v.metadata.namespace ? v.metadata.namespace : run.namespace;
-  const ref = { apiVersion: v.apiVersion as string, kind: v.kind as string, name: v.metadata!.name as string, namespace };
+  const ref = { apiVersion: v.apiVersion as string, kind: v.kind as string, name: v.metadata!.name as string, namespace, ...(p.cluster ? { cluster: p.cluster } : {}) };
   checkReadable(ref, run, { apiVersion: "value.apiVersion", kind: "value.kind", name: "value.metadata.name", namespace: "value.metadata.namespace" });
   return ref;
 }
@@ -46,8 +48,18 @@ export const applyAndWait: StepKind<ApplyAndWaitParameter, PreparedWait> = {
   prepare: (p, run) => prepareWait(refOf(p, run), p),
   async admit(p, ctx: AdmitContext) {
     const ref = refOf(p, ctx.run);
-    const info = await ctx.kube.describeKind(ref.apiVersion, ref.kind);
-    if (!info) throw new InputError(`value.kind: the API server does not serve kind ${ref.kind} in ${ref.apiVersion}; check apiVersion and kind, or install its CRD before this step`);
+    if (ref.cluster) {
+      // Before KubeVela applies there as the Application's identity: may that identity use the
+      // cluster (the hub's RBAC on clustergateways/proxy), is it joined, can it be reached?
+      try {
+        await ctx.kube.readObject(ref);
+      } catch (err) {
+        if (err instanceof ForbiddenReadError || err instanceof RefusedReadError) throw new InputError(err.message);
+        if (!(err instanceof UnknownKindError)) return `apply-and-wait: waiting for cluster ${ref.cluster} before applying ${ref.kind} ${ref.namespace}/${ref.name}: ${describeError(err)}`;
+      }
+    }
+    const info = await ctx.kube.describeKind(ref.apiVersion, ref.kind, ref.cluster);
+    if (!info) throw new InputError(`value.kind: the API server${ref.cluster ? ` of cluster ${ref.cluster}` : ""} does not serve kind ${ref.kind} in ${ref.apiVersion}; check apiVersion and kind, or install its CRD before this step`);
     if (!info.namespaced) {
       throw new InputError(`value.kind: ${ref.kind} is cluster-scoped; apply-and-wait applies only namespaced objects, in the Application's namespace`);
     }
@@ -55,6 +67,7 @@ export const applyAndWait: StepKind<ApplyAndWaitParameter, PreparedWait> = {
     if (why) {
       throw new InputError(`value.kind: apply-and-wait does not apply ${ref.kind} by default: ${why}; the platform team can allow it with the addon parameter applyAllowKinds`);
     }
+    return undefined;
   },
   execute: waitForObject,
 };

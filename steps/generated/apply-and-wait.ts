@@ -11,6 +11,10 @@ export interface ApplyAndWaitParameter {
     [k: string]: unknown;
   };
   /**
+   * The cluster to apply the object in and wait there, as KubeVela names it (vela cluster list; a topology policy's clusters); default: the hub (local) cluster
+   */
+  cluster?: string;
+  /**
    * A CEL expression over `object` that ends the wait when true; default: generic readiness (Deployment, StatefulSet or DaemonSet rolled out, Job complete, Pod ready, a Ready or Available condition true, observedGeneration current)
    */
   condition?: string;
@@ -44,6 +48,10 @@ export const schema = {
     "value": {
       "description": "The Kubernetes object to apply, in the Application's namespace (its namespace defaults to it; another namespace is refused)",
       "type": "object"
+    },
+    "cluster": {
+      "description": "The cluster to apply the object in and wait there, as KubeVela names it (vela cluster list; a topology policy's clusters); default: the hub (local) cluster",
+      "type": "string"
     },
     "condition": {
       "description": "A CEL expression over `object` that ends the wait when true; default: generic readiness (Deployment, StatefulSet or DaemonSet rolled out, Job complete, Pod ready, a Ready or Available condition true, observedGeneration current)",

@@ -9,52 +9,15 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { parse, parseAllDocuments } from "yaml";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { EXAMPLES, objectsOf, placeholders, render } from "../fixtures/examples.js";
 import { FakeGitHub, type FakeWorkflow } from "../github-server/server.js";
 import { OpenApiValidator } from "../github-server/openapi.js";
 import { kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { makePki } from "../fixtures/pki.js";
 import { reply, startTarget, type Recorded, type Target } from "../fixtures/target.js";
 import { finished, kubectl, startExecutorProcess, step, vela, waitForApp, type AppStatus, type ExecutorProcess } from "./harness.js";
-
-const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "../../examples");
-const PLACEHOLDER = /\$\{([A-Z][A-Z0-9_]*)\}/g;
-
-/** The `${NAME}` placeholders of an example directory's top-level *.yaml files. */
-function placeholders(dir: string): string[] {
-  const names = new Set<string>();
-  for (const f of yamlFiles(dir)) for (const m of readFileSync(join(EXAMPLES, dir, f), "utf8").matchAll(PLACEHOLDER)) names.add(m[1]!);
-  return [...names].sort();
-}
-
-function yamlFiles(dir: string): string[] {
-  return readdirSync(join(EXAMPLES, dir)).filter((f) => f.endsWith(".yaml")).sort();
-}
-
-/**
- * The objects of an example directory as one multi-document YAML: its top-level *.yaml files
- * with every `${NAME}` replaced from `values`. A placeholder without a value, or a value the
- * example does not use, is an error (the examples and this test must not drift apart).
- */
-function render(dir: string, values: Record<string, string> = {}): string {
-  const used = new Set<string>();
-  const docs = yamlFiles(dir).map((f) => readFileSync(join(EXAMPLES, dir, f), "utf8").replace(PLACEHOLDER, (m, name: string) => {
-    if (!(name in values)) throw new Error(`examples/${dir}/${f}: no value for the placeholder ${m}`);
-    used.add(name);
-    return values[name]!;
-  }));
-  const unused = Object.keys(values).filter((k) => !used.has(k));
-  if (unused.length > 0) throw new Error(`examples/${dir}: no placeholder ${unused.join(", ")} in the example`);
-  return docs.join("\n---\n");
-}
-
-interface Obj { apiVersion?: string; kind?: string; metadata: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> } }
-
-function objectsOf(text: string): Obj[] {
-  return parseAllDocuments(text).map((d) => d.toJS() as Obj | null).filter((o): o is Obj => o !== null);
-}
 
 /** Applies an example into a fresh namespace and waits until the Application's workflow ends. */
 async function runExample(dir: string, values: Record<string, string>, app = "shop", limitMs = 90_000): Promise<{ ns: string; status: AppStatus; ms: number }> {
@@ -92,8 +55,9 @@ describe("e2e: examples/ on the real KubeVela controller", function () {
     if (timings.length > 0) console.log(`      example timings (apply → workflow finished): ${timings.join(", ")}`);
   });
 
-  // argocd/ is applied, with a real Argo CD syncing it from Git, by test/e2e/argocd.e2e.test.ts.
-  const tested = new Set<string>(["argocd"]);
+  // argocd/ is applied, with a real Argo CD syncing it from Git, by test/e2e/argocd.e2e.test.ts;
+  // multi-cluster-rollout/ with a managed cluster, by test/e2e/multicluster.e2e.test.ts.
+  const tested = new Set<string>(["argocd", "multi-cluster-rollout"]);
   const example = (dir: string, title: string, fn: () => Promise<void>) => {
     tested.add(dir);
     it(`${dir}: ${title}`, fn);
