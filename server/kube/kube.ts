@@ -291,6 +291,8 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
     if (err instanceof Error && /Unrecognized API version and kind|Failed to fetch resource metadata/i.test(err.message)) {
       return new UnknownKindError(`the API server does not serve kind ${ref.kind} in ${ref.apiVersion}`, { cause: err });
     }
+    // The gateway's 5xx is the managed cluster (or the gateway itself) out of reach: say so, it is waited for.
+    if (ref.cluster && err instanceof ApiException && err.code >= 500) return wrapError(err, `cluster ${ref.cluster} cannot be reached through cluster-gateway`);
     return wrap(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}`);
   };
   const readObject = async (ref: ObjectRef): Promise<KubeObject | undefined> => {

@@ -4,7 +4,7 @@
 import { describeError, InputError } from "../../server/shared/errors.js";
 import { ForbiddenReadError, RefusedReadError, UnknownKindError } from "../../server/kube/kube.js";
 import { checkReadable, prepareWait, waitForObject, type PreparedWait } from "../../server/kube/object-wait.js";
-import type { ObjectRef } from "../../server/kube/object-ref.js";
+import { managedCluster, type ObjectRef } from "../../server/kube/object-ref.js";
 import { schemas } from "../generated/index.js";
 import type { ApplyAndWaitParameter } from "../generated/apply-and-wait.js";
 import type { AdmitContext, StepKind } from "../../server/contract/step.js";
@@ -35,7 +35,7 @@ function refOf(p: ApplyAndWaitParameter, run: RunIdentity): ObjectRef {
     if (typeof value !== "string" || value === "") throw new InputError(`value.${field}: required (a string naming the object to apply)`);
   }
   const namespace = typeof v.metadata?.namespace === "string" && v.metadata.namespace ? v.metadata.namespace : run.namespace;
-  const ref = { apiVersion: v.apiVersion as string, kind: v.kind as string, name: v.metadata!.name as string, namespace, ...(p.cluster ? { cluster: p.cluster } : {}) };
+  const ref = { apiVersion: v.apiVersion as string, kind: v.kind as string, name: v.metadata!.name as string, namespace, ...(managedCluster(p.cluster) ? { cluster: p.cluster } : {}) };
   checkReadable(ref, run, { apiVersion: "value.apiVersion", kind: "value.kind", name: "value.metadata.name", namespace: "value.metadata.namespace" });
   return ref;
 }

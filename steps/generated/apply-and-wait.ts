@@ -11,7 +11,7 @@ export interface ApplyAndWaitParameter {
     [k: string]: unknown;
   };
   /**
-   * The cluster to apply the object in and wait there, as KubeVela names it (vela cluster list; a topology policy's clusters); default: the hub (local) cluster
+   * The cluster to apply the object in and wait there, as KubeVela names it (vela cluster list; a topology policy's clusters); default, like "local": the hub
    */
   cluster?: string;
   /**
@@ -50,7 +50,7 @@ export const schema = {
       "type": "object"
     },
     "cluster": {
-      "description": "The cluster to apply the object in and wait there, as KubeVela names it (vela cluster list; a topology policy's clusters); default: the hub (local) cluster",
+      "description": "The cluster to apply the object in and wait there, as KubeVela names it (vela cluster list; a topology policy's clusters); default, like \"local\": the hub",
       "type": "string"
     },
     "condition": {

@@ -21,7 +21,7 @@ export interface ReadObjectAndWaitParameter {
    */
   namespace?: string;
   /**
-   * The cluster to read the object in, as KubeVela names it (vela cluster list; a topology policy's clusters); default: the hub (local) cluster
+   * The cluster to read the object in, as KubeVela names it (vela cluster list; a topology policy's clusters); default, like "local": the hub
    */
   cluster?: string;
   /**
@@ -74,7 +74,7 @@ export const schema = {
       "type": "string"
     },
     "cluster": {
-      "description": "The cluster to read the object in, as KubeVela names it (vela cluster list; a topology policy's clusters); default: the hub (local) cluster",
+      "description": "The cluster to read the object in, as KubeVela names it (vela cluster list; a topology policy's clusters); default, like \"local\": the hub",
       "type": "string"
     },
     "condition": {

@@ -63,6 +63,31 @@ describe("e2e: steps on a managed cluster (cluster-gateway)", function () {
     console.log(`      (step message: ${step(s, "wait").message})`);
   });
 
+  it("a step-group waits on the component in every cluster of the topology at once (the hub as `local`)", async () => {
+    const name = "everywhere";
+    await applyYaml({
+      apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name, namespace: ns.name },
+      spec: {
+        components: [{ name, type: "k8s-objects", properties: { objects: [{ apiVersion: "v1", kind: "ConfigMap", metadata: { name }, data: { deployedBy: "kubevela" } }] } }],
+        policies: [{ name: "both", type: "topology", properties: { clusters: ["local", cluster], namespace: ns.name } }],
+        workflow: { steps: [
+          { name: "deploy", type: "deploy", properties: { policies: ["both"] } },
+          { name: "rolled-out", type: "step-group", subSteps: ["local", cluster].map((c) => (
+            { name: `in-${c}`, type: "read-object-and-wait", properties: { apiVersion: "v1", kind: "ConfigMap", name, cluster: c, outputs: { uid: "object.metadata.uid" } } })) },
+        ] },
+      },
+    });
+    const s = await waitForApp(ns.name, name, finished, 180_000);
+    expect(s.status, JSON.stringify(s.workflow)).to.equal("running");
+    const runs = JSON.parse(await kubectl(["get", "stepruns", "-n", ns.name, "-o", "json"])) as { items: { spec: { step: string; application: string }; status?: { outputs?: Record<string, unknown> } }[] };
+    const uidOf = (step: string) => runs.items.find((r) => r.spec.application === name && r.spec.step === step)?.status?.outputs?.uid;
+    const hub = JSON.parse(await kubectl(["-n", ns.name, "get", "configmap", name, "-o", "json"])).metadata.uid;
+    const there = JSON.parse(await kubectl(["--kubeconfig", managed, "-n", ns.name, "get", "configmap", name, "-o", "json"])).metadata.uid;
+    expect(hub).not.to.equal(there);
+    expect(uidOf("in-local"), "`local` is the hub").to.equal(hub);
+    expect(uidOf(`in-${cluster}`)).to.equal(there);
+  });
+
   it("a cluster that is not joined fails the step at once, naming it", async () => {
     await applyYaml(app("nowhere", "nowhere"));
     const s = await waitForApp(ns.name, "nowhere", finished, 180_000);
@@ -83,7 +108,7 @@ describe("e2e: steps on a managed cluster (cluster-gateway)", function () {
     const msg = step(down, "wait").message ?? "";
     console.log(`      (while c2 is down: ${msg})`);
     expect(step(down, "wait").phase, msg).to.equal("running");
-    expect(msg).to.match(/^waiting for ConfigMap .*\/late in cluster c2: /);
+    expect(msg).to.match(/^waiting for ConfigMap .*\/late in cluster c2: cluster c2 cannot be reached through cluster-gateway: HTTP 5\d\d /);
     await controlPlane("multicluster", "up"); // restarts its kube-apiserver
     await kubectl(["--kubeconfig", managed, "-n", ns.name, "create", "configmap", "late", "--from-literal=deployedBy=kubevela"]);
     const s = await waitForApp(ns.name, "late", finished, 180_000);
@@ -130,7 +155,7 @@ describe("e2e: steps on a managed cluster (cluster-gateway)", function () {
       const msg = step(down, "apply").message ?? "";
       console.log(`      (while c2 is down: ${msg})`);
       expect(step(down, "apply").phase, msg).to.equal("running");
-      expect(msg).to.match(/^apply-and-wait: waiting for cluster c2 before applying ConfigMap .*\/apply-late: /);
+      expect(msg).to.match(/^apply-and-wait: waiting for cluster c2 before applying ConfigMap .*\/apply-late: cluster c2 cannot be reached through cluster-gateway: HTTP 5\d\d /);
     } finally {
       await controlPlane("multicluster", "up");
     }

@@ -38,11 +38,14 @@ describe("apply-and-wait: admission in a managed cluster", () => {
     expect(r.kinds).to.deep.equal(["prod-eu"]);
   });
 
-  it("on the hub, reads nothing (discovery only)", async () => {
-    const r = reader();
-    expect(await admit(r.kube, {})).to.equal(undefined);
-    expect(r.reads).to.deep.equal([]);
-    expect(r.kinds).to.deep.equal([undefined]);
+  it("on the hub (no cluster, \"\" or KubeVela's \"local\"), reads nothing (discovery only)", async () => {
+    for (const p of [{}, { cluster: "" }, { cluster: "local" }]) {
+      const r = reader();
+      expect(await admit(r.kube, p)).to.equal(undefined);
+      expect(r.reads, JSON.stringify(p)).to.deep.equal([]);
+      expect(r.kinds, JSON.stringify(p)).to.deep.equal([undefined]);
+      expect(applyAndWait.prepare({ value, timeout: "5m", ...p } as never, run).ref, JSON.stringify(p)).not.to.have.property("cluster");
+    }
   });
 
   it("an unreachable cluster makes the step wait, unapproved, with the reason", async () => {
