@@ -30,13 +30,16 @@ assemble_definition() {
     inblock && /^\)/ { inblock = 0; next }
     inblock { spec = $0; gsub(/^[[:space:]]+|[[:space:]]+$/, "", spec); if (spec != "" && spec !~ /^\/\//) imports[spec] = 1; next }
     /^import[[:space:]]+/ { spec = $0; sub(/^import[[:space:]]+/, "", spec); gsub(/[[:space:]]+$/, "", spec); imports[spec] = 1; next }
+    # Comment lines stay in the sources: KubeVela parses the stored template on every evaluation of
+    # a step, and they were a fifth of its CPU (BENCHMARKS.md). Markers such as // +usage= stay.
+    /^[[:space:]]*\/\// && !/^[[:space:]]*\/\/[[:space:]]*\+/ { next }
     { body[nfile] = body[nfile] $0 "\n" }
     END {
       n = 0
       for (s in imports) list[++n] = s
       # sort the import specs (insertion sort: portable awk)
       for (i = 2; i <= n; i++) { v = list[i]; j = i - 1; while (j > 0 && list[j] > v) { list[j + 1] = list[j]; j-- } list[j + 1] = v }
-      printf "// Assembled by scripts/build-addon.sh from addon/definitions/%s and addon/definitions/_shared/: edit those.\n", def
+      printf "// Assembled by scripts/build-addon.sh from addon/definitions/%s and addon/definitions/_shared/ (their comments explain it): edit those.\n", def
       if (n > 0) { print "import ("; for (i = 1; i <= n; i++) print "\t" list[i]; print ")" }
       for (f = 1; f <= nfile; f++) {
         text = body[f]
