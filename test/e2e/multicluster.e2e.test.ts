@@ -16,6 +16,17 @@ import { applyYaml, finished, kubectl, startExecutorProcess, step, vela, waitFor
 const exec = promisify(execFile);
 const controlPlane = (...args: string[]) => exec("scripts/control-plane", args, { env: process.env, timeout: 600_000 });
 
+/** The managed cluster up, an executor, a namespace both on the hub and in the managed cluster, the addon enabled against the executor. */
+async function setUp(prefix: string, executorArgs: string[] = []) {
+  const managed = join(dirname(kubeconfigPath()), "managed.kubeconfig");
+  await controlPlane("multicluster", "up");
+  const executor = await startExecutorProcess(executorArgs);
+  const ns = await tempNamespace(prefix);
+  await kubectl(["--kubeconfig", managed, "create", "namespace", ns.name]);
+  await vela("addon", "enable", "dist/step-executor", `executorURL=${executor.url}`, `token=${executor.token}`, "-y");
+  return { managed, executor, ns };
+}
+
 describe("e2e: steps on a managed cluster (cluster-gateway)", function () {
   this.timeout(600_000);
   const cluster = process.env.STEP_EXECUTOR_MANAGED_CLUSTER ?? "c2";
@@ -24,12 +35,7 @@ describe("e2e: steps on a managed cluster (cluster-gateway)", function () {
   let managed: string;
 
   before(async () => {
-    managed = join(dirname(kubeconfigPath()), "managed.kubeconfig");
-    await controlPlane("multicluster", "up");
-    executor = await startExecutorProcess();
-    ns = await tempNamespace("e2e-mc");
-    await kubectl(["--kubeconfig", managed, "create", "namespace", ns.name]);
-    await vela("addon", "enable", "dist/step-executor", `executorURL=${executor.url}`, `token=${executor.token}`, "-y");
+    ({ managed, executor, ns } = await setUp("e2e-mc"));
   });
   after(async () => {
     await ns?.delete();
@@ -210,16 +216,11 @@ describe("e2e: managed clusters for a tenant, KubeVela AuthenticateApplication m
   let managed: string;
 
   before(async () => {
-    managed = join(dirname(kubeconfigPath()), "managed.kubeconfig");
-    await controlPlane("multicluster", "up");
-    executor = await startExecutorProcess(["--authenticate-application", "on"]);
-    ns = await tempNamespace("e2e-mc-tenant");
-    await kubectl(["--kubeconfig", managed, "create", "namespace", ns.name]);
+    ({ managed, executor, ns } = await setUp("e2e-mc-tenant", ["--authenticate-application", "on"]));
     await kubectl(["--kubeconfig", managed, "-n", ns.name, "create", "configmap", "there", "--from-literal=v=1"]);
     // The tenant's ServiceAccount: the built-in `admin` ClusterRole in its own namespace on the hub, no cluster yet.
     await kubectl(["-n", ns.name, "create", "serviceaccount", "tenant"]);
     await kubectl(["-n", ns.name, "create", "rolebinding", "tenant-admin", "--clusterrole=admin", `--serviceaccount=${ns.name}:tenant`]);
-    await vela("addon", "enable", "dist/step-executor", `executorURL=${executor.url}`, `token=${executor.token}`, "-y");
     await exec("bash", ["scripts/control-plane", "vela-core", "restart", "--feature-gates=AuthenticateApplication=true"], { env: process.env, timeout: 180_000 });
   });
   after(async () => {
