@@ -38,12 +38,12 @@ export function nameProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** Why `value` is not usable as a cluster name (KubeVela's clusters are Secrets in vela-system: DNS-1123 subdomains). */
 /** KubeVela's name of the hub (multicluster.ClusterLocalName): `""` and `"local"` both mean no managed cluster. */
 export function managedCluster(cluster: string | undefined): string | undefined {
   return cluster === undefined || cluster === "" || cluster === "local" ? undefined : cluster;
 }
 
+/** Why `value` is not usable as a cluster name (KubeVela's clusters are Secrets in vela-system: DNS-1123 subdomains). */
 export function clusterProblem(value: string): string | undefined {
   return SUBDOMAIN.test(value) ? undefined : `"${excerpt(value)}" is not a cluster name (lower-case letters, digits, "-" and ".", as vela cluster list shows them)`;
 }
