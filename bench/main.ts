@@ -1,7 +1,7 @@
 // The benchmark driver (npm run bench → bench/run.sh → here). Needs the local control plane
 // (KUBECONFIG, kubectl and vela on PATH: bench/run.sh provides them) and the assembled addon.
 //
-//   node --import tsx bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel] [--out FILE]
+//   node --import tsx bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel,template] [--out FILE]
 //
 // Full run: every bench, then BENCHMARKS.md (or --out). --smoke: tiny sizes, same code paths,
 // prints a summary and writes nothing (CI runs it so the benches never rot).
@@ -20,6 +20,7 @@ import { overhead, overheadMarkdown, type OverheadResult } from "./overhead.js";
 import { reaction, reactionMarkdown, type ReactionResult } from "./reaction.js";
 import { renderReport } from "./report.js";
 import { scale, type ScaleResult } from "./scale.js";
+import { templateCpu, templateCpuMarkdown, type TemplateCpuResult } from "./template-cpu.js";
 
 const { values } = parseArgs({
   options: {
@@ -37,15 +38,15 @@ const { values } = parseArgs({
 });
 if (values.render) {
   const saved = JSON.parse(readFileSync(values.render, "utf8")) as { header: Parameters<typeof renderReport>[0]["header"]; results: Results; durationS: number };
-  writeFileSync(values.out!, renderReport({ ...saved, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown } }));
+  writeFileSync(values.out!, renderReport({ ...saved, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown, templateCpuMarkdown } }));
   log(`re-rendered ${values.out} from ${values.render}`);
   process.exit(0);
 }
 if (!values.addon || !values.work) {
-  process.stderr.write("usage: bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel] [--out FILE]\n(run it through `npm run bench`)\n");
+  process.stderr.write("usage: bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel,template] [--out FILE]\n(run it through `npm run bench`)\n");
   process.exit(2);
 }
-const only = new Set((values.only ?? "overhead,reaction,cost,hang,scale,cel").split(",").map((s) => s.trim()));
+const only = new Set((values.only ?? "overhead,reaction,cost,hang,scale,cel,template").split(",").map((s) => s.trim()));
 const smoke = values.smoke!;
 const started = new Date();
 const t0 = performance.now();
@@ -57,6 +58,7 @@ export interface Results {
   scale?: ScaleResult;
   cel?: CelResult;
   hang?: HangResult;
+  template?: TemplateCpuResult;
   errors: Record<string, string>;
 }
 const results: Results = { errors: {} };
@@ -122,6 +124,8 @@ if (only.has("cel")) {
     return runCelBench(smoke, smoke ? undefined : "bench/.build/bench/cel.js");
   });
 }
+// No cluster needed: KubeVela's step runner evaluating the assembled definitions.
+if (only.has("template")) results.template = await section("7. template CPU", () => templateCpu(values.addon!, smoke));
 await target.close();
 
 const durationS = (performance.now() - t0) / 1000;
@@ -134,6 +138,7 @@ if (smoke) {
     results.cost ? `controller cost: ${results.cost.phases.length} phases measured` : "",
     results.hang ? `hang: unrelated Application median ${Math.round(median(results.hang.baselineMs))} ms healthy, ${Math.round(median(results.hang.hungMs))} ms with the executor stopped; ${results.hang.failures.length} failed waiting steps` : "",
     results.scale ? `scale: ${results.scale.levels.map((l) => `${l.level.mode} n=${l.level.n}: ${l.polls} polls, ${l.errors} errors`).join("; ")}` : "",
+    results.template ? `template: ${results.template.rows.map((r) => `${r.variant.replace(/`/g, "")} ${r.msPerEvaluation.toFixed(1)} ms`).join("; ")} per evaluation` : "",
     results.cel ? `cel: /healthz p99 ${results.cel.hostile.p99.toFixed(1)} ms with hostile expressions in flight (idle ${results.cel.idle.p99.toFixed(1)} ms); ${results.cel.workerUs.toFixed(0)} µs per evaluation in a worker vs ${results.cel.inThreadUs.toFixed(0)} µs in-thread` : "",
     ...Object.entries(results.errors).map(([k, v]) => `FAILED ${k}: ${v.split("\n")[0]}`),
   ].filter(Boolean);
@@ -147,7 +152,7 @@ mkdirSync("bench/.results", { recursive: true });
 const resultsFile = `bench/.results/${started.toISOString().replace(/[:.]/g, "-")}.json`;
 writeFileSync(resultsFile, JSON.stringify({ header, results, durationS }, null, 1));
 log(`raw results in ${resultsFile}`);
-const md = renderReport({ header, results, durationS, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown } });
+const md = renderReport({ header, results, durationS, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown, templateCpuMarkdown } });
 writeFileSync(values.out!, md);
 log(`wrote ${values.out} (${durationS.toFixed(0)} s)`);
 process.exit(Object.keys(results.errors).length > 0 ? 1 : 0);

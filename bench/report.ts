@@ -6,6 +6,7 @@ import type { HangResult } from "./hang.js";
 import { fmt, percentile } from "./lib/common.js";
 import type { OverheadResult } from "./overhead.js";
 import type { ReactionResult } from "./reaction.js";
+import type { TemplateCpuResult } from "./template-cpu.js";
 import { findLevel, scaleMarkdown, type LevelResult, type ScaleResult } from "./scale.js";
 
 export interface Header {
@@ -22,13 +23,14 @@ export interface Header {
 
 interface Input {
   header: Header;
-  results: { overhead?: OverheadResult; reaction?: ReactionResult; cost?: CostResult; scale?: ScaleResult; cel?: CelResult; hang?: HangResult; errors: Record<string, string> };
+  results: { overhead?: OverheadResult; reaction?: ReactionResult; cost?: CostResult; scale?: ScaleResult; cel?: CelResult; hang?: HangResult; template?: TemplateCpuResult; errors: Record<string, string> };
   durationS: number;
   sections: {
     overheadMarkdown: (r: OverheadResult) => string;
     reactionMarkdown: (r: ReactionResult) => string;
     controllerCostMarkdown: (r: CostResult) => string;
     hangMarkdown?: (r: HangResult) => string;
+    templateCpuMarkdown?: (r: TemplateCpuResult) => string;
   };
 }
 
@@ -45,7 +47,7 @@ const BEFORE_WATCH = {
 };
 
 export function renderReport({ header: h, results, durationS, sections }: Input): string {
-  const { overhead: o, reaction: re, cost, scale: sc, cel, hang, errors } = results;
+  const { overhead: o, reaction: re, cost, scale: sc, cel, hang, template, errors } = results;
   const out: string[] = [];
   const failed = (name: string) => (errors[name] ? `\n**This bench failed in this run:**\n\n\`\`\`\n${errors[name]!.split("\n").slice(0, 8).join("\n")}\n\`\`\`\n` : "");
 
@@ -124,6 +126,10 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   if (hang) {
     const mid = (v: number[]) => percentile(v, 50) / 1000;
     out.push(`| 6 | an unrelated Application's deploy while the executor hangs (SIGSTOP), ${hang.waiting} Applications waiting at our steps | ≤ 2× baseline (before: 16.7 s vs 0.1 s) | ${fmt(mid(hang.hungMs))} s vs ${fmt(mid(hang.baselineMs))} s healthy (medians of ${hang.hungMs.length}); ${hang.failures.length} waiting steps failed | ${ok(mid(hang.hungMs) <= 2 * mid(hang.baselineMs) && hang.failures.length === 0)} |`);
+  }
+  if (template) {
+    const waitRow = template.rows.find((x) => x.variant.includes("`read-object-and-wait`, a waiting")), builtin = template.rows.find((x) => x.variant.startsWith("built-in"));
+    if (waitRow && builtin) out.push(`| 7 | KubeVela's CPU per evaluation of a waiting \`read-object-and-wait\` (answered from its StepRun) vs the built-in poll | (compare) | ${fmt(waitRow.msPerEvaluation)} vs ${fmt(builtin.msPerEvaluation)} ms (was 15.8 before this change) | ${fmt(waitRow.msPerEvaluation / builtin.msPerEvaluation)}× the built-in poll |`);
   }
   out.push("");
 
@@ -270,6 +276,12 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     if (hang && sections.hangMarkdown) out.push(sections.hangMarkdown(hang), "", "Reproduce: `npm run bench -- --only hang` (docs/runs.md §12 explains the mechanism).", "");
   }
 
+  // ---- 7 -----------------------------------------------------------------------------------------
+  if (template || errors["7. template CPU"]) {
+    out.push("## 7. KubeVela's CPU per evaluation of a step's template", "", failed("7. template CPU"));
+    if (template && sections.templateCpuMarkdown) out.push(sections.templateCpuMarkdown(template), "", "Reproduce: `npm run bench -- --only template` (no cluster needed).", "");
+  }
+
   // ---- open problems -----------------------------------------------------------------------------
   out.push("## Open problems", "");
   if (o) out.push(`- Overhead ratio ${fmt(o.ratioMedian)} against the goal 1.05 (section 1): the session confirmation's extra poll, then the template's provider calls.`);
@@ -278,7 +290,12 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   if (http10k) out.push(`- RSS: ${mib((http10kMem ?? http10k).rssIdleMiB)} MiB before any run; 10,000 concurrent in-flight calls take ${mib((http10kMem ?? http10k).rssLoadMiB)} MiB; the Deployment's 256 MiB limit is too small.`);
   if (obj10k && obj10k.startFailures > 0) out.push(`- Starting 10,000 object waits at once: ${obj10k.startFailures} did not start within ${obj10k.level.createBudgetS ?? 120} s (each start writes a StepRun).`);
   if (hang?.burstMs?.length && hang.controlMs?.length && percentile(hang.burstMs, 50) > 2 * percentile(hang.controlMs, 50)) {
-    out.push(`- Starting steps are expensive for KubeVela: during a burst of ${hang.burst} starting \`read-object-and-wait\` steps an unrelated deploy took ${fmt(percentile(hang.burstMs, 50) / 1000)} s (median), against ${fmt(percentile(hang.controlMs, 50) / 1000)} s during the same burst of built-in \`suspend\` steps (section 6). A waiting step is evaluated on KubeVela's backoff (1 s for its first five polls), and each of our evaluations costs more than a built-in one; waiting steps answered from their StepRuns cost little (the control burst ran with all of ours waiting).`);
+    const poll = hang.pollControlMs?.length ? percentile(hang.pollControlMs, 50) : undefined;
+    const tWait = template?.rows.find((x) => x.variant.includes("`read-object-and-wait`, a waiting")), tStart = template?.rows.find((x) => x.variant.includes("a starting poll")), tBuiltin = template?.rows.find((x) => x.variant.startsWith("built-in"));
+    out.push(`- A burst of starting waits slows everybody's deploys on this machine: during a burst of ${hang.burst} starting \`read-object-and-wait\` steps an unrelated deploy took ${fmt(percentile(hang.burstMs, 50) / 1000)} s (median), against ${fmt(percentile(hang.controlMs, 50) / 1000)} s during the same burst of built-in \`suspend\` steps` +
+      (poll !== undefined ? ` and ${fmt(poll / 1000)} s during one of the built-in way of waiting, which KubeVela polls on the same backoff` : "") +
+      ` (section 6). Every waiting step is evaluated on KubeVela's backoff (1 s for its first polls)` +
+      (tStart && tWait && tBuiltin ? `; a step's first two polls call the executor and cost KubeVela ${fmt(tStart.msPerEvaluation / tBuiltin.msPerEvaluation)}× a built-in poll's CPU, the later ones ${fmt(tWait.msPerEvaluation / tBuiltin.msPerEvaluation)}× (section 7).` : "."));
   }
   if (Object.keys(errors).length) out.push(`- Benches that failed in this run: ${Object.keys(errors).join(", ")}.`);
   out.push("");

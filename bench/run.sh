@@ -7,6 +7,8 @@
 #   bash bench/run.sh --only scale   extra arguments go to bench/main.ts
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Node 24 from the npm package `node` (what `npm run` puts first on PATH), also when run directly.
+export PATH="$PWD/node_modules/.bin:$PATH"
 started=0
 work=$(mktemp -d "${TMPDIR:-/tmp}/step-executor-bench.XXXXXX")
 cleanup() {

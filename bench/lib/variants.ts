@@ -98,7 +98,7 @@ export async function installVariants(addonDir: string, workDir: string, executo
  * condition: kube.#Read the object, then builtin.#ConditionalWait until data.enabled == "true".
  * (The built-in `read-object` step reads once and cannot wait.)
  */
-const WAIT_OBJECT = `import (
+export const WAIT_OBJECT = `import (
 	"vela/kube"
 	"vela/builtin"
 )
