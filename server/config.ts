@@ -68,7 +68,7 @@ export const configOptions = {
   port: { type: "string", env: "STEP_EXECUTOR_PORT", default: "8080", help: "port to listen on" },
   token: { type: "string", env: "STEP_EXECUTOR_TOKEN", help: "shared token (comma-separated: current,previous)" },
   "token-file": { type: "string", env: "STEP_EXECUTOR_TOKEN_FILE", help: "file holding the token(s)" },
-  kubeconfig: { type: "string", env: "", help: "kubeconfig path (default: $KUBECONFIG, else in-cluster)" },
+  kubeconfig: { type: "string", env: "", help: "kubeconfig path (default: $KUBECONFIG, else ~/.kube/config, else the pod's ServiceAccount); its user may use a token, a token file, a client certificate or an exec credential plugin" },
   "log-level": { type: "string", env: "STEP_EXECUTOR_LOG_LEVEL", default: "info", help: "trace|debug|info|warn|error" },
   "poll-interval": { type: "string", env: "STEP_EXECUTOR_POLL_INTERVAL", default: "1s", help: "how often a waiting step re-reads an object it cannot watch (past --max-object-watches, or list/watch not allowed)" },
   "max-object-watches": { type: "string", env: "STEP_EXECUTOR_MAX_OBJECT_WATCHES", default: "1000", help: "objects followed by a watch at once (one API server connection each, shared by the steps waiting on it); beyond it, waits poll" },

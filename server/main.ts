@@ -12,7 +12,8 @@ import { ApplicationEvents } from "./observe/events.js";
 import { GithubHub } from "../steps/github-actions/github-client.js";
 import { createHttpClient } from "./outbound/http-client.js";
 import { KubeRunStore, ReplicaLeases } from "./runs/kube-store.js";
-import { createKubeReader, loadKubeConfig } from "./kube/kube.js";
+import { KubeClient } from "./kube/api-client.js";
+import { createKubeReader } from "./kube/kube.js";
 import { createLogger } from "./observe/log.js";
 import { createMetrics, githubResource, metricsObserver } from "./observe/metrics.js";
 import { observers } from "./observe/observe.js";
@@ -49,7 +50,7 @@ async function main() {
   // One set of object watches for the process: steps waiting on one object share its watch.
   const watches = new ObjectWatches({ maxWatches: config.maxObjectWatches, pollIntervalMs: config.pollIntervalMs });
   try {
-    kc = loadKubeConfig(config.kubeconfig);
+    kc = KubeClient.load(config.kubeconfig);
     applications = new ApplicationLookup(kc);
     kube = createKubeReader(kc, watches, applications);
   } catch (err) {

@@ -5,17 +5,13 @@
 //   - http.createServer (express's app.listen): server-side time of every POST, the event-loop
 //     delay, and GET /bench/{stats,latency,gc,heap} answered before the app sees them; prints
 //     "BENCH-LISTENING <port>" once listening;
-//   - https.request (the kube client's transport): the executor's own requests to the
-//     kube-apiserver, by verb and resource.
-// BENCH_SHARED_KUBE_AGENT=1 is a what-if experiment, not the product: @kubernetes/client-node 1.x
-// builds a new https.Agent for every API call (KubeConfig.applySecurityAuthentication →
-// createAgent), so every request opens a new TLS connection; the patch reuses one keep-alive agent.
+//   - https.request (the kube client's transport, server/kube/api-client.ts): the executor's own
+//     requests to the kube-apiserver, by verb and resource.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { writeHeapSnapshot } from "node:v8";
-import { KubeConfig } from "@kubernetes/client-node";
 import { RunEngine } from "../../server/runs/engine.js";
 
 // ---- polls --------------------------------------------------------------------------------------
@@ -59,16 +55,6 @@ const request = https.request;
   req.once("socket", (s) => { if (!(s as { benchSeen?: boolean }).benchSeen) { (s as { benchSeen?: boolean }).benchSeen = true; apiConnections++; } });
   return req;
 } as typeof https.request;
-
-if (process.env.BENCH_SHARED_KUBE_AGENT === "1") {
-  const proto = KubeConfig.prototype as unknown as { createAgent(cluster: unknown, options: object): unknown };
-  const create = proto.createAgent;
-  const agents = new WeakMap<object, unknown>();
-  proto.createAgent = function (this: object, cluster: unknown, options: object) {
-    if (!agents.has(this)) agents.set(this, create.call(this, cluster, { ...options, keepAlive: true }));
-    return agents.get(this);
-  };
-}
 
 // ---- the HTTP server ----------------------------------------------------------------------------
 const latency = new Float32Array(1 << 18); // 1 MiB, counted in the RSS the benches report

@@ -6,7 +6,7 @@
 // URL (from ConfigMap vela-system/step-executor, written by the addon) in an annotation, and, when
 // the executor runs in the cluster, its Service (data.service): the definitions call only while a
 // replica behind it is ready (docs/runs.md, "Outages").
-import { ApiException, CoreV1Api, Watch, type KubeConfig, type V1Secret } from "@kubernetes/client-node";
+import { KubeStatusError, type KubeClient } from "../kube/api-client.js";
 import type { ApplicationWatch, WatchedApplication } from "../kubevela/application-watch.js";
 import type { Logger } from "pino";
 import { namespaceKey } from "./auth.js";
@@ -40,8 +40,18 @@ export interface NamespaceKeysOptions {
   resyncMs: number;
 }
 
+interface SecretObject {
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string };
+  type?: string;
+  data?: Record<string, string>;
+}
+
+function secretPath(namespace: string, name?: string): string {
+  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets${name === undefined ? "" : `/${encodeURIComponent(name)}`}`;
+}
+
 export class NamespaceKeys {
-  private readonly core: CoreV1Api;
+  private readonly core: KubeClient;
   private readonly stopped = new AbortController();
   /** Namespaces whose Secret is known to be current, with the endpoint (endpointKey) it was written with. */
   private readonly current = new Map<string, string>();
@@ -52,8 +62,8 @@ export class NamespaceKeys {
   /** Secrets written (for tests). */
   written = 0;
 
-  constructor(private readonly kc: KubeConfig, private readonly log: Logger, private readonly o: NamespaceKeysOptions, private readonly applications: ApplicationWatch) {
-    this.core = kc.makeApiClient(CoreV1Api);
+  constructor(private readonly kc: KubeClient, private readonly log: Logger, private readonly o: NamespaceKeysOptions, private readonly applications: ApplicationWatch) {
+    this.core = kc;
     applications.on((e) => {
       // Every namespace again at each listing (a Secret deleted or edited by hand is made good).
       if (e.type === "listed") this.enqueue(() => this.ensureAll(e.applications, true));
@@ -103,21 +113,23 @@ export class NamespaceKeys {
         stop.addEventListener("abort", onStop, { once: true });
         const done = () => { stop.removeEventListener("abort", onStop); resolve(); };
         const query = { fieldSelector: `metadata.name=${this.o.configName}`, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
-        new Watch(this.kc).watch(path, query, (type, cm: { data?: Record<string, string> }) => {
+        controller = this.kc.watch(path, query, (type, object) => {
+          const cm = object as { data?: Record<string, string> };
           const e = endpointOf(cm.data);
           const key = e && endpointKey(e);
           if ((type === "ADDED" || type === "MODIFIED") && key && key !== this.known) {
             this.known = key;
             this.applications.resync();
           }
-        }, done).then((c) => { controller = c; if (stop.aborted) c.abort(); }, done);
+        }, done);
+        if (stop.aborted) controller.abort();
       });
       await sleep(1_000, stop).catch(() => undefined);
     }
   }
 
   private async endpoint(): Promise<Endpoint> {
-    const cm = await this.core.readNamespacedConfigMap({ namespace: this.o.configNamespace, name: this.o.configName });
+    const cm = await this.core.request<{ data?: Record<string, string> }>("GET", `/api/v1/namespaces/${encodeURIComponent(this.o.configNamespace)}/configmaps/${encodeURIComponent(this.o.configName)}`);
     const e = endpointOf(cm.data);
     if (!e) throw new Error(`ConfigMap ${this.o.configNamespace}/${this.o.configName} has no data.url (enable the step-executor addon)`);
     this.known = endpointKey(e);
@@ -140,32 +152,31 @@ export class NamespaceKeys {
     const key = namespaceKey(this.o.tokens[0]!, namespace);
     const annotations: Record<string, string> = { [URL_ANNOTATION]: endpoint.url };
     if (endpoint.service) annotations[SERVICE_ANNOTATION] = endpoint.service;
-    const desired: V1Secret = {
+    const desired: SecretObject = {
       metadata: { name: KEY_SECRET, namespace, labels: MANAGED_BY, annotations },
       type: "Opaque",
       data: { key: Buffer.from(key).toString("base64") },
     };
-    let existing: V1Secret | undefined;
+    let existing: SecretObject | undefined;
     try {
-      existing = await this.core.readNamespacedSecret({ namespace, name: KEY_SECRET });
+      existing = await this.core.request<SecretObject>("GET", secretPath(namespace, KEY_SECRET));
     } catch (err) {
-      if (!(err instanceof ApiException && err.code === 404)) throw err;
+      if (!(err instanceof KubeStatusError && err.code === 404)) throw err;
     }
     if (!existing) {
       try {
-        await this.core.createNamespacedSecret({ namespace, body: desired });
+        await this.core.request("POST", secretPath(namespace), { body: desired });
         this.written++;
         this.log.info({ namespace }, "wrote the namespace's step-executor Secret");
       } catch (err) {
         // Another replica wrote it first.
-        if (!(err instanceof ApiException && err.code === 409)) throw err;
+        if (!(err instanceof KubeStatusError && err.code === 409)) throw err;
       }
       // No wake-up of the Application: its step waits on KubeVela's backoff, whose first rounds come
       // within seconds, and a write to the Application during its first reconcile could drop a session.
     } else if (existing.data?.key !== desired.data!.key || existing.metadata?.annotations?.[URL_ANNOTATION] !== endpoint.url
       || existing.metadata?.annotations?.[SERVICE_ANNOTATION] !== endpoint.service) {
-      await this.core.replaceNamespacedSecret({
-        namespace, name: KEY_SECRET,
+      await this.core.request("PUT", secretPath(namespace, KEY_SECRET), {
         body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } },
       });
       this.written++;

@@ -1,9 +1,6 @@
 // Reads from the Kubernetes API. Writes are KubeVela's job (kube.#Apply in the templates), so
 // objects stay tracked and garbage-collected with their Application.
-import { createHash } from "node:crypto";
-import http from "node:http";
-import https, { Agent as HttpsAgent, type AgentOptions } from "node:https";
-import { ApiException, KubeConfig, KubernetesObjectApi, type Cluster, type KubernetesObject } from "@kubernetes/client-node";
+import { KubeClient, KubeStatusError } from "./api-client.js";
 import { ApplicationLookup, type ApplicationMeta } from "../kubevela/applications.js";
 import { TerminalError } from "../shared/errors.js";
 import { apiVersionProblem, clusterProblem, isSecretResource, kindProblem, namespaceProblem, nameProblem, type KubeObject, type ObjectRef } from "./object-ref.js";
@@ -68,43 +65,8 @@ export class RefusedReadError extends TerminalError {}
 /** The API server does not serve this apiVersion/kind (a typo, or a CRD not installed yet). */
 export class UnknownKindError extends Error {}
 
-export function loadKubeConfig(kubeconfigPath?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
-  else kc.loadFromDefault();
-  reuseConnections(kc);
-  return kc;
-}
-
-type AgentFactory = (cluster: Cluster | null, options: AgentOptions) => unknown;
-
-/**
- * client-node 1.x makes a new https.Agent for every request, so every API call pays a TCP and TLS
- * handshake (most of the executor's CPU per poll, and load on the apiserver: BENCHMARKS.md §3).
- * Requests share one kept-alive agent per cluster and TLS identity instead; a rotated client
- * certificate or CA gets a new agent. Proxied clusters keep the library's own agents.
- */
-function reuseConnections(kc: KubeConfig): void {
-  const target = kc as unknown as { createAgent: AgentFactory };
-  const create = target.createAgent.bind(kc);
-  const agents = new Map<string, HttpsAgent>();
-  target.createAgent = (cluster, options) => {
-    if (!cluster || cluster.proxyUrl || !cluster.server.startsWith("https:")) return create(cluster, options);
-    const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = options;
-    const id = createHash("sha256").update(JSON.stringify([cluster.server, ca, cert, key, pfx, passphrase, rejectUnauthorized, servername])).digest("hex");
-    let agent = agents.get(id);
-    if (!agent) {
-      // A handful of identities at most (rotation); drop the old ones rather than grow.
-      if (agents.size >= 4) agents.clear();
-      agent = new HttpsAgent({ ...options, keepAlive: true });
-      agents.set(id, agent);
-    }
-    return agent;
-  };
-}
-
 /** Reads as the kubeconfig's user; `watches` and `applications` are shared by the whole executor. */
-export function createKubeReader(kc: KubeConfig, watches = new ObjectWatches(), applications = new ApplicationLookup(kc)): KubeReader {
+export function createKubeReader(kc: KubeClient, watches = new ObjectWatches(), applications = new ApplicationLookup(kc)): KubeReader {
   const impersonated = new Map<string, KubeReader>();
   const shared: Shared = { watches, application: applications.get.bind(applications) };
   const as = (key: string, who: Impersonation, user: string, groups: readonly string[]): KubeReader => {
@@ -112,7 +74,7 @@ export function createKubeReader(kc: KubeConfig, watches = new ObjectWatches(), 
     if (!r) {
       // Bounded: a client per identity in use; the oldest goes first.
       if (impersonated.size >= 256) impersonated.delete(impersonated.keys().next().value!);
-      impersonated.set(key, (r = makeReader(impersonatingConfig(kc, user, groups), who, shared, root.impersonating, root.impersonatingUser)));
+      impersonated.set(key, (r = makeReader(kc.impersonating(user, groups), who, shared, root.impersonating, root.impersonatingUser)));
     }
     return r;
   };
@@ -121,29 +83,6 @@ export function createKubeReader(kc: KubeConfig, watches = new ObjectWatches(), 
     (namespace, user, groups) => as(`user\n${user}\n${groups.join(",")}`, { namespace, name: user, user: { name: user, groups } }, user, groups));
   shared.describeKind = root.describeKind;
   return root;
-}
-
-/** A copy of `kc` whose current user sends Impersonate-User (the API server adds a ServiceAccount's groups) and Impersonate-Group. */
-function impersonatingConfig(kc: KubeConfig, user: string, groups: readonly string[]): KubeConfig {
-  const current = kc.getCurrentUser();
-  const copy = new KubeConfig();
-  copy.loadFromOptions({
-    clusters: kc.clusters,
-    contexts: kc.contexts,
-    currentContext: kc.currentContext,
-    users: kc.users.map((u) => (u.name === current?.name ? { ...u, impersonateUser: user } : u)),
-  });
-  if (groups.length) {
-    // The client knows Impersonate-User only; one header per group (a comma-joined value would be one group).
-    const target = copy as unknown as { applyOptions(opts: https.RequestOptions): Promise<void> };
-    const apply = target.applyOptions.bind(copy);
-    target.applyOptions = async (opts) => {
-      await apply(opts);
-      opts.headers = { ...opts.headers, "Impersonate-Group": [...groups] };
-    };
-  }
-  reuseConnections(copy);
-  return copy;
 }
 
 /**
@@ -214,52 +153,39 @@ interface Shared {
   describeKind?: KubeReader["describeKind"];
 }
 
-function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Shared, impersonating: KubeReader["impersonating"], impersonatingUser: KubeReader["impersonatingUser"]): KubeReader {
-  const objects = KubernetesObjectApi.makeApiClient(kc);
+function makeReader(kc: KubeClient, as: Impersonation | undefined, shared: Shared, impersonating: KubeReader["impersonating"], impersonatingUser: KubeReader["impersonatingUser"]): KubeReader {
   const wrap = (err: unknown, what: string) => as ? forbidden(err, what, as) ?? wrapError(err, what) : wrapError(err, what);
-  // Every path is built here from checked segments and the resource discovery names (cached by
-  // the client), never from the client's own path builder, which trusts names and apiVersions.
-  const discovery = objects as unknown as {
-    resource(apiVersion: string, kind: string): Promise<{ name: string; namespaced: boolean } | undefined>;
-    apiVersionResourceCache: Record<string, { resources: { name: string; kind: string; namespaced: boolean }[] } | undefined>;
-  };
-  // Managed clusters' discovery, through cluster-gateway: one APIResourceList per cluster and group version, kept a minute.
-  const clusterDiscovery = new Map<string, { at: number; resources: { name: string; kind: string; namespaced: boolean }[] | undefined }>();
+  // Every path is built here from checked segments and the resource names discovery gives.
+  // Discovery (the hub's, and each managed cluster's through cluster-gateway): one APIResourceList
+  // per cluster and group version, kept a minute — a few seconds when it lacks the kind asked for
+  // (a CRD being installed).
+  const discovered = new Map<string, { at: number; resources: { name: string; kind: string; namespaced: boolean }[] | undefined }>();
   const describeKind = shared.describeKind ?? (async (apiVersion: string, kind: string, cluster?: string): Promise<KindInfo | undefined> => {
     const problem = apiVersionProblem(apiVersion) ?? kindProblem(kind) ?? (cluster ? clusterProblem(cluster) : undefined);
     if (problem) throw new RefusedReadError(`refused to look up ${kind} in ${apiVersion}: ${problem}`);
-    if (cluster) {
-      const key = `${cluster}\n${apiVersion}`;
-      let entry = clusterDiscovery.get(key);
-      if (!entry || Date.now() - entry.at > 60_000) {
-        const path = `${clusterPrefix(cluster)}/${apiVersion.includes("/") ? "apis" : "api"}/${apiVersion.split("/").map(encodeURIComponent).join("/")}`;
-        try {
-          entry = { at: Date.now(), resources: ((await getJson(kc, path)) as { resources?: { name: string; kind: string; namespaced: boolean }[] }).resources ?? [] };
-        } catch (err) {
-          if (!(err instanceof ApiException && err.code === 404) || noSuchCluster(err)) throw err;
-          entry = { at: Date.now(), resources: undefined };
-        }
-        if (clusterDiscovery.size >= 512) clusterDiscovery.clear();
-        clusterDiscovery.set(key, entry);
+    const key = `${cluster ?? ""}\n${apiVersion}`;
+    const find = (e: typeof entry) => e?.resources?.find((x) => x.kind === kind && !x.name.includes("/"));
+    let entry = discovered.get(key);
+    if (!entry || Date.now() - entry.at > (find(entry) ? 60_000 : 5_000)) {
+      const path = `${cluster ? clusterPrefix(cluster) : ""}/${apiVersion.includes("/") ? "apis" : "api"}/${apiVersion.split("/").map(encodeURIComponent).join("/")}`;
+      try {
+        entry = { at: Date.now(), resources: (await kc.request<{ resources?: { name: string; kind: string; namespaced: boolean }[] }>("GET", path)).resources ?? [] };
+      } catch (err) {
+        if (!(err instanceof KubeStatusError && err.code === 404) || noSuchCluster(err)) throw err;
+        entry = { at: Date.now(), resources: undefined };
       }
-      const r = entry.resources?.find((x) => x.kind === kind && !x.name.includes("/"));
-      return r && { group: apiVersion.includes("/") ? apiVersion.split("/")[0]! : "", resource: r.name, namespaced: r.namespaced };
-    }
-    try {
-      await discovery.resource(apiVersion, kind);
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
-      throw err;
+      if (discovered.size >= 512) discovered.clear();
+      discovered.set(key, entry);
     }
     // The kind's own resource, not a subresource that reports the same kind (pods/status is a Pod).
-    const r = discovery.apiVersionResourceCache[apiVersion]?.resources.find((x) => x.kind === kind && !x.name.includes("/"));
+    const r = find(entry);
     return r && { group: apiVersion.includes("/") ? apiVersion.split("/")[0]! : "", resource: r.name, namespaced: r.namespaced };
   });
   const pathOf = async (ref: ObjectRef, action: "read" | "list") => {
     const problem = apiVersionProblem(ref.apiVersion) ?? kindProblem(ref.kind) ?? nameProblem(ref.name) ?? (ref.namespace ? namespaceProblem(ref.namespace) : undefined);
     if (problem) throw new RefusedReadError(`refused to read ${ref.kind} ${ref.namespace}/${ref.name}: ${problem}`);
     const kind = await describeKind(ref.apiVersion, ref.kind, ref.cluster);
-    if (!kind) throw new Error(`Unrecognized API version and kind: ${ref.apiVersion} ${ref.kind}`);
+    if (!kind) throw new UnknownKindError(`the API server does not serve kind ${ref.kind} in ${ref.apiVersion}`);
     if (isSecretResource(kind.group, kind.resource)) {
       throw new RefusedReadError(`kind: steps do not read Secrets (their data would appear in the Application's status); reference Secrets with secretHeaders or credentials instead`);
     }
@@ -288,17 +214,15 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
     // Before the kind check: a refused impersonation fails discovery too, with a 403.
     const denied = as && forbidden(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}${ref.cluster ? ` in cluster ${ref.cluster}` : ""}`, as, ref.cluster);
     if (denied) return denied;
-    if (err instanceof Error && /Unrecognized API version and kind|Failed to fetch resource metadata/i.test(err.message)) {
-      return new UnknownKindError(`the API server does not serve kind ${ref.kind} in ${ref.apiVersion}`, { cause: err });
-    }
+    if (err instanceof UnknownKindError) return err;
     // The gateway's 5xx is the managed cluster (or the gateway itself) out of reach: say so, it is waited for.
-    if (ref.cluster && err instanceof ApiException && err.code >= 500) return wrapError(err, `cluster ${ref.cluster} cannot be reached through cluster-gateway`);
+    if (ref.cluster && err instanceof KubeStatusError && err.code >= 500) return wrapError(err, `cluster ${ref.cluster} cannot be reached through cluster-gateway`);
     return wrap(err, `error reading ${ref.kind} ${ref.namespace}/${ref.name}`);
   };
   const readObject = async (ref: ObjectRef): Promise<KubeObject | undefined> => {
     try {
       const { path, namespaced } = await pathOf(ref, "read");
-      return checkReturned(withKind((await getJson(kc, path)) as KubeObject, ref), ref, namespaced);
+      return checkReturned(withKind((await kc.request<KubeObject>("GET", path)), ref), ref, namespaced);
     } catch (err) {
       if (isObjectNotFound(err) && !(ref.cluster && noSuchCluster(err))) return undefined;
       throw readError(err, ref);
@@ -311,12 +235,12 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
     async list(ref) {
       try {
         const { path, namespaced } = await pathOf(ref, "list");
-        const list = (await getJson(kc, path, { fieldSelector: `metadata.name=${ref.name}` })) as { items?: KubeObject[]; metadata?: { resourceVersion?: string } };
+        const list = await kc.request<{ items?: KubeObject[]; metadata?: { resourceVersion?: string } }>("GET", path, { query: { fieldSelector: `metadata.name=${ref.name}` } });
         const item = list.items?.[0];
         return { object: item && checkReturned(withKind(item, ref), ref, namespaced), resourceVersion: list.metadata?.resourceVersion ?? "" };
       } catch (err) {
         if (err instanceof RefusedReadError) throw err;
-        if (err instanceof ApiException && err.code === 403) throw new WatchDenied(`may not list ${ref.kind}`);
+        if (err instanceof KubeStatusError && err.code === 403) throw new WatchDenied(`may not list ${ref.kind}`);
         throw readError(err, ref);
       }
     },
@@ -332,8 +256,7 @@ function makeReader(kc: KubeConfig, as: Impersonation | undefined, shared: Share
       const problem = namespaceProblem(namespace) ?? nameProblem(name);
       if (problem) throw new RefusedReadError(`refused to read Secret ${namespace}/${name}: ${problem}`);
       try {
-        // Raw, like every read here, so impersonated groups go as separate headers.
-        const secret = (await getJson(kc, `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`)) as { data?: Record<string, string>; stringData?: Record<string, string> };
+        const secret = await kc.request<{ data?: Record<string, string>; stringData?: Record<string, string> }>("GET", `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`);
         const data: Record<string, string> = {};
         for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, "base64").toString("utf8");
         for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
@@ -357,7 +280,7 @@ export function clusterPrefix(cluster: string): string {
 
 /** The gateway's answer for a cluster that is not joined: a 500 Status "no such cluster <name>" (cluster-gateway v1.9). */
 export function noSuchCluster(err: unknown): boolean {
-  return err instanceof ApiException && /no such cluster/i.test(typeof err.body === "string" ? err.body : JSON.stringify(err.body ?? ""));
+  return err instanceof KubeStatusError && /no such cluster/i.test(typeof err.body === "string" ? err.body : JSON.stringify(err.body ?? ""));
 }
 
 /** List items come without apiVersion and kind; conditions may use them. */
@@ -365,41 +288,9 @@ function withKind(obj: KubeObject, ref: ObjectRef): KubeObject {
   return { ...obj, apiVersion: obj.apiVersion ?? ref.apiVersion, kind: obj.kind ?? ref.kind };
 }
 
-/**
- * The API server's JSON as sent. The typed client would drop fields its models lack (newer
- * fields) and turn timestamps into Date objects, which CEL sees as empty maps; conditions are
- * written against what `kubectl get -o json` shows, and watch events carry exactly that.
- */
-async function getJson(kc: KubeConfig, path: string, query: Record<string, string> = {}, timeoutMs = 30_000): Promise<unknown> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error("the kubeconfig has no current cluster");
-  const url = new URL(cluster.server.replace(/\/$/, "") + path);
-  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-  const options: https.RequestOptions = { method: "GET", headers: { accept: "application/json" } };
-  await kc.applyToHTTPSOptions(options);
-  return new Promise((resolve, reject) => {
-    const req = (url.protocol === "https:" ? https : http).request(url, { ...options, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("error", reject);
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let body: unknown = text;
-        try { body = JSON.parse(text); } catch { /* not JSON: kept as text */ }
-        const code = res.statusCode ?? 0;
-        if (code >= 200 && code < 300 && typeof body === "object") resolve(body);
-        else reject(new ApiException(code, "Unsuccessful HTTP Request", body, res.headers as Record<string, string>));
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error(`the API server did not answer within ${timeoutMs / 1000} s`)));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 /** A 404 for the object itself; a 404 from API discovery (unknown group/version) is not one. */
 function isObjectNotFound(err: unknown): boolean {
-  if (!(err instanceof ApiException) || err.code !== 404) return false;
+  if (!(err instanceof KubeStatusError) || err.code !== 404) return false;
   try {
     const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
     return body?.reason === "NotFound";
@@ -410,7 +301,7 @@ function isObjectNotFound(err: unknown): boolean {
 
 /** A 403 met while impersonating, explained: who was refused what, and what to grant. */
 function forbidden(err: unknown, what: string, as: Impersonation, cluster?: string): ForbiddenReadError | undefined {
-  if (!(err instanceof ApiException) || err.code !== 403) return undefined;
+  if (!(err instanceof KubeStatusError) || err.code !== 403) return undefined;
   let reason = "";
   try {
     const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
@@ -441,7 +332,7 @@ function forbidden(err: unknown, what: string, as: Impersonation, cluster?: stri
 
 /** Keeps the API server's reason but not the whole response dump the client puts in messages. */
 function wrapError(err: unknown, what: string): Error {
-  if (err instanceof ApiException) {
+  if (err instanceof KubeStatusError) {
     let reason = "";
     try {
       const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;

@@ -3,7 +3,6 @@
 // apiVersion such as "../api/v1" — would otherwise address another object than the one the
 // step named (SECURITY.md, "Object references"). Checked where a step's parameters are
 // prepared (a clear message at once) and again in server/kube/kube.ts, the one door to the API.
-import type { KubernetesObject } from "@kubernetes/client-node";
 import { InputError } from "../shared/errors.js";
 
 /** An object a step names; `cluster` names a managed cluster (KubeVela's cluster-gateway), empty or absent: the hub. */
@@ -16,7 +15,12 @@ export interface ObjectRef {
 }
 
 /** An object as read from the API server. */
-export type KubeObject = KubernetesObject & { [key: string]: unknown };
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string; generation?: number; labels?: Record<string, string>; annotations?: Record<string, string>; [key: string]: unknown };
+  [key: string]: unknown;
+}
 
 /** DNS-1123 label: namespaces. */
 const LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

@@ -6,7 +6,7 @@
 // A feed falls back to GETs every poll interval (still one reader per object) when the identity
 // may `get` but not `list`/`watch` the kind (an impersonated ServiceAccount granted only `get`),
 // or when `maxWatches` objects are watched already (each watch holds a connection).
-import { Watch, type KubeConfig } from "@kubernetes/client-node";
+import { KubeStatusError, type KubeClient } from "./api-client.js";
 import type { KubeObject, ObjectRef } from "./object-ref.js";
 import { sleep } from "../shared/retry.js";
 
@@ -34,7 +34,7 @@ export interface WatchSource {
   collectionPath(ref: ObjectRef): Promise<string>;
   /** One GET, for polling. */
   read(ref: ObjectRef): Promise<KubeObject | undefined>;
-  kc: KubeConfig;
+  kc: KubeClient;
 }
 
 /** The identity may not list or watch the kind (HTTP 403): the feed polls with GETs instead. */
@@ -212,10 +212,10 @@ class SharedFeed {
       // silent for ever: the API server ends it after timeoutSeconds, so past that it is renewed here.
       let silent = false;
       const guard = setTimeout(() => { silent = true; controller?.abort(); }, (timeoutSeconds + 30) * 1000);
-      const finish = (err: unknown) => {
+      const finish = (err: Error | null) => {
         clearTimeout(guard);
         stop.removeEventListener("abort", onStop);
-        if (err && outcome === "ended" && !silent) outcome = (err as { statusCode?: number }).statusCode === 403 ? "denied" : "error";
+        if (err && outcome === "ended" && !silent) outcome = err instanceof KubeStatusError && err.code === 403 ? "denied" : "error";
         resolve(outcome);
       };
       const query = {
@@ -225,18 +225,16 @@ class SharedFeed {
         // Spread renewals: many watches opened together should not re-list together.
         timeoutSeconds,
       };
-      new Watch(this.source.kc).watch(path, query, (type, object: KubeObject & { code?: number }) => {
+      controller = this.source.kc.watch(path, query, (type, event) => {
+        const object = event as KubeObject & { code?: number };
         // The field selector names the object; an event for any other is not believed.
         if ((type === "ADDED" || type === "MODIFIED") && object?.metadata?.name === this.ref.name) this.set(object);
         else if (type === "DELETED" && object?.metadata?.name === this.ref.name) this.set(undefined);
         else if (type === "ERROR") {
           // 410 Gone: the resourceVersion is too old; list again. Anything else: list again too.
-          outcome = object.code === 410 ? "expired" : "error";
+          outcome = object?.code === 410 ? "expired" : "error";
           controller?.abort();
         }
-      }, finish).then((c) => {
-        controller = c;
-        if (stop.aborted) c.abort();
       }, finish);
     });
   }

@@ -2,7 +2,7 @@
 // shared by what needs to hear of them: the namespaces' keys (server/http/namespace-keys.ts) and the
 // ends KubeVela gives steps on its own (server/kubevela/step-lifecycle.ts). Re-listed every `resyncMs`
 // (and on demand), so a missed event is made good.
-import { CustomObjectsApi, Watch, type KubeConfig } from "@kubernetes/client-node";
+import { resourcePath, type KubeClient } from "../kube/api-client.js";
 import type { Logger } from "pino";
 import { describeError } from "../shared/errors.js";
 import { sleep } from "../shared/retry.js";
@@ -22,14 +22,14 @@ export type ApplicationEvent =
   | { type: "added" | "modified" | "deleted"; application: WatchedApplication };
 
 export class ApplicationWatch {
-  private readonly api: CustomObjectsApi;
+  private readonly api: KubeClient;
   private readonly listeners: ((e: ApplicationEvent) => void)[] = [];
   private readonly stopped = new AbortController();
   private loop: Promise<void> | undefined;
   private relist: () => void = () => {};
 
-  constructor(private readonly kc: KubeConfig, private readonly log: Logger, private readonly resyncMs = 5 * 60_000) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+  constructor(private readonly kc: KubeClient, private readonly log: Logger, private readonly resyncMs = 5 * 60_000) {
+    this.api = kc;
   }
 
   on(listener: (e: ApplicationEvent) => void): void {
@@ -68,7 +68,7 @@ export class ApplicationWatch {
       const again = new AbortController();
       this.relist = () => again.abort();
       try {
-        const list = (await this.api.listClusterCustomObject({ group: "core.oam.dev", version: "v1beta1", plural: "applications" })) as
+        const list = (await this.api.request("GET", resourcePath({ group: "core.oam.dev", version: "v1beta1", plural: "applications" }))) as
           { items?: WatchedApplication[]; metadata?: { resourceVersion?: string } };
         this.emit({ type: "listed", applications: list.items ?? [] });
         failures = 0;
@@ -91,11 +91,13 @@ export class ApplicationWatch {
       const guard = setTimeout(() => controller?.abort(), this.resyncMs + 30_000);
       const done = () => { clearTimeout(guard); signal.removeEventListener("abort", onAbort); resolve(); };
       const query = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.round(this.resyncMs / 1000)) };
-      new Watch(this.kc).watch("/apis/core.oam.dev/v1beta1/applications", query, (type, application: WatchedApplication) => {
+      controller = this.kc.watch("/apis/core.oam.dev/v1beta1/applications", query, (type, object) => {
+        const application = object as WatchedApplication;
         if (type === "ADDED") this.emit({ type: "added", application });
         else if (type === "MODIFIED") this.emit({ type: "modified", application });
         else if (type === "DELETED") this.emit({ type: "deleted", application });
-      }, done).then((c) => { controller = c; if (signal.aborted) c.abort(); }, done);
+      }, done);
+      if (signal.aborted) controller.abort();
     });
   }
 }

@@ -2,7 +2,7 @@
 // (the StepRun's owner uid), Events (the involved object's uid), and the reads of a run (its
 // ServiceAccount annotation). Concurrent lookups of one Application share one GET, and answers
 // are kept `ttlMs`: 10,000 runs of one Application cost one read, not three each.
-import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { resourcePath, type KubeClient } from "../kube/api-client.js";
 import { apiError } from "../shared/errors.js";
 import { timed } from "../shared/retry.js";
 import { allSteps, type StepStatus } from "./workflow-status.js";
@@ -44,13 +44,13 @@ export class ApplicationReadError extends Error {
 }
 
 export class ApplicationLookup {
-  private readonly api: CustomObjectsApi;
+  private readonly api: KubeClient;
   private readonly o: ApplicationLookupOptions;
   private readonly known = new Map<string, { meta: ApplicationMeta | null; at: number }>();
   private readonly inFlight = new Map<string, Promise<ApplicationMeta | null>>();
 
-  constructor(kc: KubeConfig, options: Partial<ApplicationLookupOptions> = {}, private readonly now: () => number = Date.now) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+  constructor(kc: KubeClient, options: Partial<ApplicationLookupOptions> = {}, private readonly now: () => number = Date.now) {
+    this.api = kc;
     this.o = { ttlMs: 10_000, max: 10_000, requestTimeoutMs: 10_000, ...options };
   }
 
@@ -71,7 +71,7 @@ export class ApplicationLookup {
     let meta: ApplicationMeta | null;
     try {
       const app = (await timed(
-        this.api.getNamespacedCustomObject({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name }),
+        this.api.request("GET", resourcePath({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name })),
         this.o.requestTimeoutMs, "reading the Application",
       )) as { metadata?: { uid?: string; annotations?: Record<string, string> }; status?: { workflow?: { steps?: StepStatus[] } } };
       meta = { ...(app.metadata?.uid ? { uid: app.metadata.uid } : {}), annotations: app.metadata?.annotations ?? {}, endedSessions: endedSessions(app.status?.workflow?.steps) };

@@ -2,7 +2,7 @@
 // with that id. KubeVela reuses a stored id on every later evaluation (research/kubevela.md §2),
 // so from then on the session is the run's for good and its side effect may start. Reading the
 // status saves waiting for KubeVela's second poll, which comes only after its wait backoff (1 s).
-import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { resourcePath, type KubeClient } from "../kube/api-client.js";
 import { allSteps, type StepStatus } from "./workflow-status.js";
 import type { RunIdentity } from "../contract/run.js";
 
@@ -21,17 +21,15 @@ export function holdsSession(steps: StepStatus[] | undefined, name: string, id: 
 }
 
 export class ApplicationSessionProbe implements SessionProbe {
-  private readonly api: CustomObjectsApi;
+  private readonly api: KubeClient;
 
-  constructor(kc: KubeConfig) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+  constructor(kc: KubeClient) {
+    this.api = kc;
   }
 
   async stored(run: RunIdentity): Promise<boolean> {
     try {
-      const app = (await this.api.getNamespacedCustomObject({
-        group: "core.oam.dev", version: "v1beta1", namespace: run.namespace, plural: "applications", name: run.application,
-      })) as AppStatus;
+      const app = (await this.api.request("GET", resourcePath({ group: "core.oam.dev", version: "v1beta1", namespace: run.namespace, plural: "applications", name: run.application }))) as AppStatus;
       return holdsSession(app.status?.workflow?.steps, run.step, run.session);
     } catch {
       // Unknown (the Application is gone, the API is unreachable): KubeVela's second poll confirms instead.

@@ -8,7 +8,7 @@
 // Application *object* (its uid, sent with each patch: a re-created Application refuses the patch
 // and is checked again) and only while the patch answers still show a filter (one removed, e.g.
 // in Git, is checked again on the next wake).
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
+import { MERGE_PATCH, resourcePath, type KubeClient } from "../kube/api-client.js";
 import type { Logger } from "pino";
 import { describeError } from "../shared/errors.js";
 
@@ -32,7 +32,7 @@ interface AppMeta {
 
 /** Patches `step-executor.oam.dev/wake` on the Application; wakes of one Application coalesce. */
 export class ApplicationWaker implements Waker {
-  private readonly api: CustomObjectsApi;
+  private readonly api: KubeClient;
   /** Applications whose filter annotation was checked: the uid of the object checked. */
   private readonly filtered = new Map<string, string>();
   /** Per Application: a wake under way, and whether another one was asked for meanwhile. */
@@ -47,8 +47,8 @@ export class ApplicationWaker implements Waker {
    * starts may run a workflow step for the first time; another write to the Application before
    * that reconcile stored its status would make KubeVela give that step a new session.
    */
-  constructor(kc: KubeConfig, private readonly log: Logger, private readonly minIntervalMs = 3_000, private readonly now: () => number = Date.now) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+  constructor(kc: KubeClient, private readonly log: Logger, private readonly minIntervalMs = 3_000, private readonly now: () => number = Date.now) {
+    this.api = kc;
   }
 
   wake(namespace: string, application: string, reason: string): void {
@@ -83,7 +83,7 @@ export class ApplicationWaker implements Waker {
     try {
       let uid = this.filtered.get(key);
       if (uid === undefined) {
-        const app = (await this.api.getNamespacedCustomObject({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name })) as AppMeta;
+        const app = (await this.api.request("GET", resourcePath({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name }))) as AppMeta;
         uid = app.metadata?.uid;
         const filter = app.metadata?.annotations?.[FILTER_ANNOTATION];
         if (filter === undefined) {
@@ -98,10 +98,7 @@ export class ApplicationWaker implements Waker {
       // The uid makes the API server refuse the patch (422, uid immutable) if the Application was
       // deleted and re-created since it was checked.
       if (uid) metadata.uid = uid;
-      const patched = (await this.api.patchNamespacedCustomObject(
-        { group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name, body: { metadata }, fieldManager: FIELD_MANAGER },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      )) as AppMeta;
+      const patched = (await this.api.request("PATCH", resourcePath({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name }), { body: { metadata }, query: { fieldManager: FIELD_MANAGER }, contentType: MERGE_PATCH })) as AppMeta;
       if (this.filtered.size > 10_000) this.filtered.clear();
       if (uid && patched.metadata?.annotations?.[FILTER_ANNOTATION] !== undefined) this.filtered.set(key, uid);
       else this.filtered.delete(key); // the filter is gone (removed in Git?): check on the next wake

@@ -5,7 +5,7 @@
 // lastTimestamp and the latest message), and new Events per Application are rate-limited, so a
 // retry loop cannot flood the API server. Messages arrive redacted (server/observe/observe.ts).
 import { randomBytes } from "node:crypto";
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig } from "@kubernetes/client-node";
+import { MERGE_PATCH, type KubeClient } from "../kube/api-client.js";
 import type { Logger } from "pino";
 import { ApplicationLookup } from "../kubevela/applications.js";
 import { describeError } from "../shared/errors.js";
@@ -48,7 +48,7 @@ interface Aggregate {
 
 /** Writes step Events on Applications; use `observer()` with the run engine. */
 export class ApplicationEvents {
-  private readonly core: CoreV1Api;
+  private readonly core: KubeClient;
   private readonly applications: ApplicationLookup;
   private readonly o: EventOptions;
   private readonly aggregates = new Map<string, Aggregate>();
@@ -56,14 +56,14 @@ export class ApplicationEvents {
   private readonly pending = new Set<Promise<void>>();
 
   constructor(
-    kc: KubeConfig,
+    kc: KubeClient,
     private readonly log: Logger,
     private readonly identity: string,
     private readonly metrics?: Metrics,
     options: Partial<EventOptions> = {},
     private readonly now: () => number = Date.now,
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.core = kc;
     this.o = { ...eventDefaults, ...options };
     this.applications = options.applications ?? new ApplicationLookup(kc);
   }
@@ -146,21 +146,21 @@ export class ApplicationEvents {
       return;
     }
     const at = new Date(agg.first);
-    const body: CoreV1Event = {
+    const body = {
       metadata: { name: agg.name, namespace },
       involvedObject: { apiVersion: "core.oam.dev/v1beta1", kind: "Application", name: application, namespace, ...(uid ? { uid } : {}) },
       reason,
       message: agg.message,
       type: agg.type,
       count: agg.count,
-      firstTimestamp: at,
-      lastTimestamp: new Date(agg.last),
+      firstTimestamp: at.toISOString(),
+      lastTimestamp: new Date(agg.last).toISOString(),
       source: { component: EVENT_SOURCE },
       reportingComponent: EVENT_SOURCE,
       reportingInstance: this.identity.slice(0, 128),
     };
     try {
-      await this.core.createNamespacedEvent({ namespace, body });
+      await this.core.request("POST", `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body });
       agg.written = this.now();
       this.count(reason, "created");
     } catch (err) {
@@ -173,7 +173,7 @@ export class ApplicationEvents {
   private async patch(namespace: string, agg: Aggregate): Promise<void> {
     const body = { count: agg.count, message: agg.message, type: agg.type, lastTimestamp: new Date(agg.last).toISOString() };
     try {
-      await this.core.patchNamespacedEvent({ name: agg.name, namespace, body }, setHeaderOptions("Content-Type", PatchStrategy.MergePatch));
+      await this.core.request("PATCH", `/api/v1/namespaces/${encodeURIComponent(namespace)}/events/${encodeURIComponent(agg.name)}`, { body, contentType: MERGE_PATCH });
       agg.written = this.now();
     } catch (err) {
       // Gone (expired, deleted) or never created: the next repeat after the window makes a new one.

@@ -5,7 +5,7 @@
 // - one Lease per executor process (ReplicaLeases), renewed while it lives: a run whose holder's
 //   Lease is gone or not renewed within its duration is taken over by the next poll.
 import { createHash } from "node:crypto";
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
+import { JSON_PATCH, MERGE_PATCH, resourcePath, type KubeClient } from "../kube/api-client.js";
 import type { Logger } from "pino";
 import { ApplicationLookup } from "../kubevela/applications.js";
 import { apiError, describeError } from "../shared/errors.js";
@@ -87,19 +87,19 @@ export const kubeRunStoreDefaults: KubeRunStoreOptions = {
 };
 
 export class KubeRunStore implements RunStore {
-  private readonly api: CustomObjectsApi;
+  private readonly api: KubeClient;
   private readonly options: KubeRunStoreOptions;
   private readonly applications: ApplicationLookup;
 
-  constructor(kc: KubeConfig, private readonly log: Logger, options: Partial<KubeRunStoreOptions> = {}, private readonly now: () => number = Date.now) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+  constructor(kc: KubeClient, private readonly log: Logger, options: Partial<KubeRunStoreOptions> = {}, private readonly now: () => number = Date.now) {
+    this.api = kc;
     this.options = { ...kubeRunStoreDefaults, ...options };
     this.applications = options.applications ?? new ApplicationLookup(kc);
   }
 
   async get(run: RunIdentity): Promise<RunRecord | undefined> {
     try {
-      const obj = await this.call(this.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: run.namespace, plural: PLURAL, name: recordName(run) }), "reading a StepRun");
+      const obj = await this.call(this.api.request("GET", resourcePath({ group: GROUP, version: VERSION, namespace: run.namespace, plural: PLURAL, name: recordName(run) })), "reading a StepRun");
       return fromObject(obj as StepRunObject);
     } catch (err) {
       if (apiError(err).objectNotFound) return undefined;
@@ -125,7 +125,7 @@ export class KubeRunStore implements RunStore {
       },
     };
     try {
-      const created = await this.call(this.api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: init.run.namespace, plural: PLURAL, body: obj }), "creating a StepRun");
+      const created = await this.call(this.api.request("POST", resourcePath({ group: GROUP, version: VERSION, namespace: init.run.namespace, plural: PLURAL }), { body: obj }), "creating a StepRun");
       return { record: fromObject(created as StepRunObject), created: true };
     } catch (err) {
       if (apiError(err).code !== 409) throw this.mapError(err, "creating");
@@ -147,10 +147,7 @@ export class KubeRunStore implements RunStore {
     }
     if (update.phase) ops.push({ op: "add", path: `/metadata/labels/${PHASE_LABEL.replace("/", "~1")}`, value: update.phase });
     try {
-      const obj = await this.call(this.api.patchNamespacedCustomObject(
-        { group: GROUP, version: VERSION, namespace: record.run.namespace, plural: PLURAL, name: recordName(record.run), body: ops },
-        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
-      ), "updating a StepRun");
+      const obj = await this.call(this.api.request("PATCH", resourcePath({ group: GROUP, version: VERSION, namespace: record.run.namespace, plural: PLURAL, name: recordName(record.run) }), { body: ops, contentType: JSON_PATCH }), "updating a StepRun");
       return fromObject(obj as StepRunObject);
     } catch (err) {
       const e = apiError(err);
@@ -180,7 +177,7 @@ export class KubeRunStore implements RunStore {
 
   private async delete(namespace: string, name: string, resourceVersion: string): Promise<boolean> {
     try {
-      await this.call(this.api.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name, body: { preconditions: { resourceVersion } } }), "deleting a StepRun");
+      await this.call(this.api.request("DELETE", resourcePath({ group: GROUP, version: VERSION, namespace, plural: PLURAL, name }), { body: { preconditions: { resourceVersion } } }), "deleting a StepRun");
       return true;
     } catch (err) {
       const e = apiError(err);
@@ -195,9 +192,9 @@ export class KubeRunStore implements RunStore {
     do {
       let page: { items: StepRunObject[]; metadata?: { continue?: string } };
       try {
-        const q = { group: GROUP, version: VERSION, plural: PLURAL, labelSelector, limit: 500, ...(cont ? { _continue: cont } : {}) };
-        const ns = this.options.namespace;
-        page = (await this.call(ns ? this.api.listNamespacedCustomObject({ ...q, namespace: ns }) : this.api.listClusterCustomObject(q), "listing StepRuns")) as typeof page;
+        const query = { labelSelector, limit: 500, continue: cont };
+        const path = resourcePath({ group: GROUP, version: VERSION, plural: PLURAL, ...(this.options.namespace ? { namespace: this.options.namespace } : {}) });
+        page = (await this.call(this.api.request("GET", path, { query }), "listing StepRuns")) as typeof page;
       } catch (err) {
         throw this.mapError(err, "listing");
       }
@@ -291,7 +288,7 @@ function microTime(ms: number): string {
  * takeover, which the compare-and-swap writes make safe (docs/runs.md).
  */
 export class ReplicaLeases implements Liveness {
-  private readonly api: CustomObjectsApi;
+  private readonly api: KubeClient;
   /** Other executors' Leases as last read: the holder's own duration decides its liveness. */
   private readonly seen = new Map<string, { exists: boolean; renewTime: string; changedAt: number; fetchedAt: number; durationMs: number }>();
   private timer: NodeJS.Timeout | undefined;
@@ -299,8 +296,8 @@ export class ReplicaLeases implements Liveness {
   private lastRenew = 0;
   private renewals = 0;
 
-  constructor(kc: KubeConfig, private readonly log: Logger, private readonly options: ReplicaLeaseOptions, private readonly now: () => number = Date.now) {
-    this.api = kc.makeApiClient(CustomObjectsApi);
+  constructor(kc: KubeClient, private readonly log: Logger, private readonly options: ReplicaLeaseOptions, private readonly now: () => number = Date.now) {
+    this.api = kc;
   }
 
   get identity() {
@@ -333,7 +330,7 @@ export class ReplicaLeases implements Liveness {
       spec: { holderIdentity: identity, leaseDurationSeconds: Math.max(1, Math.ceil(durationMs / 1000)), acquireTime: t, renewTime: t },
     };
     try {
-      await this.call(this.api.createNamespacedCustomObject({ group: "coordination.k8s.io", version: "v1", namespace, plural: "leases", body }), "creating the executor's Lease");
+      await this.call(this.api.request("POST", resourcePath({ group: "coordination.k8s.io", version: "v1", namespace, plural: "leases" }), { body }), "creating the executor's Lease");
     } catch (err) {
       const e = apiError(err);
       throw new Error(`cannot create Lease ${namespace}/${leaseName(identity)}: ${e.code ? `HTTP ${e.code} ${e.message}` : e.message}`, { cause: err });
@@ -346,7 +343,7 @@ export class ReplicaLeases implements Liveness {
     this.stopped = true;
     clearInterval(this.timer);
     try {
-      await this.call(this.api.deleteNamespacedCustomObject({ group: "coordination.k8s.io", version: "v1", namespace: this.options.namespace, plural: "leases", name: leaseName(this.options.identity) }), "deleting the executor's Lease");
+      await this.call(this.api.request("DELETE", resourcePath({ group: "coordination.k8s.io", version: "v1", namespace: this.options.namespace, plural: "leases", name: leaseName(this.options.identity) })), "deleting the executor's Lease");
     } catch (err) {
       if (apiError(err).code !== 404) this.log.warn({ err: describeError(err) }, "could not delete the executor's Lease; it expires on its own");
     }
@@ -356,10 +353,7 @@ export class ReplicaLeases implements Liveness {
     if (this.stopped) return;
     const { namespace, identity, durationMs } = this.options;
     try {
-      await this.call(this.api.patchNamespacedCustomObject(
-        { group: "coordination.k8s.io", version: "v1", namespace, plural: "leases", name: leaseName(identity), body: { spec: { renewTime: microTime(this.now()) } } },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      ), "renewing the executor's Lease");
+      await this.call(this.api.request("PATCH", resourcePath({ group: "coordination.k8s.io", version: "v1", namespace, plural: "leases", name: leaseName(identity) }), { body: { spec: { renewTime: microTime(this.now()) } }, contentType: MERGE_PATCH }), "renewing the executor's Lease");
       this.lastRenew = this.now();
     } catch (err) {
       if (this.stopped) return;
@@ -386,7 +380,7 @@ export class ReplicaLeases implements Liveness {
     if (!e || now - e.fetchedAt > this.options.durationMs / 4) {
       let lease: LeaseObject | undefined;
       try {
-        lease = (await this.call(this.api.getNamespacedCustomObject({ group: "coordination.k8s.io", version: "v1", namespace: this.options.namespace, plural: "leases", name: leaseName(holder) }), "reading a Lease")) as LeaseObject;
+        lease = (await this.call(this.api.request("GET", resourcePath({ group: "coordination.k8s.io", version: "v1", namespace: this.options.namespace, plural: "leases", name: leaseName(holder) })), "reading a Lease")) as LeaseObject;
       } catch (err) {
         if (!apiError(err).objectNotFound) throw err;
       }
@@ -410,13 +404,13 @@ export class ReplicaLeases implements Liveness {
     const { namespace, durationMs, identity } = this.options;
     let n = 0;
     try {
-      const list = (await this.call(this.api.listNamespacedCustomObject({ group: "coordination.k8s.io", version: "v1", namespace, plural: "leases", labelSelector: `${REPLICA_LABEL}=true` }), "listing Leases")) as { items: LeaseObject[] };
+      const list = (await this.call(this.api.request("GET", resourcePath({ group: "coordination.k8s.io", version: "v1", namespace, plural: "leases" }), { query: { labelSelector: `${REPLICA_LABEL}=true` } }), "listing Leases")) as { items: LeaseObject[] };
       for (const l of list.items) {
         if (l.spec?.holderIdentity === identity) continue;
         const renewed = ms(l.spec?.renewTime);
         if (!(renewed < this.now() - Math.max(10 * durationMs, 5 * 60_000))) continue;
         try {
-          await this.call(this.api.deleteNamespacedCustomObject({ group: "coordination.k8s.io", version: "v1", namespace, plural: "leases", name: l.metadata!.name!, body: { preconditions: { resourceVersion: l.metadata!.resourceVersion! } } }), "deleting a stale Lease");
+          await this.call(this.api.request("DELETE", resourcePath({ group: "coordination.k8s.io", version: "v1", namespace, plural: "leases", name: l.metadata!.name! }), { body: { preconditions: { resourceVersion: l.metadata!.resourceVersion! } } }), "deleting a stale Lease");
           n++;
         } catch { /* gone or renewed meanwhile */ }
       }

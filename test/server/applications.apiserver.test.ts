@@ -1,17 +1,15 @@
 // One lookup of KubeVela Applications for the run store, Events and the reads of runs
 // (server/kubevela/applications.ts), against the real kube-apiserver with KubeVela's Application CRD.
 import { expect } from "chai";
-import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import { CustomObjectsApi } from "@kubernetes/client-node";
+import { KubeClient } from "../../server/kube/api-client.js";
 import { ApplicationLookup, ApplicationReadError } from "../../server/kubevela/applications.js";
 import { applyObject, kubeClients, kubeconfigPath, tempNamespace } from "../fixtures/kube.js";
 
-/** A kubeconfig that counts the API requests made through it (each one is authenticated once). */
-function countingConfig(path = kubeconfigPath()) {
-  const kc = new KubeConfig();
-  kc.loadFromFile(path);
+/** A client that counts the API requests made through it (each one is authenticated once). */
+function countingConfig(access = KubeClient.load(kubeconfigPath()).access) {
   const counter = { requests: 0 };
-  const apply = kc.applySecurityAuthentication.bind(kc);
-  kc.applySecurityAuthentication = async (context) => { counter.requests++; return apply(context); };
+  const kc = new KubeClient({ ...access, authorization: async () => { counter.requests++; return access.authorization(); } });
   return { kc, counter };
 }
 
@@ -62,16 +60,7 @@ describe("Application lookup (real kube-apiserver)", () => {
   });
 
   it("an API server it cannot reach: an ApplicationReadError, not remembered (the next lookup tries again)", async () => {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "gone", server: "https://127.0.0.1:1", skipTLSVerify: true }],
-      users: [{ name: "u", token: "t" }],
-      contexts: [{ name: "c", cluster: "gone", user: "u" }],
-      currentContext: "c",
-    });
-    const counter = { requests: 0 };
-    const apply = kc.applySecurityAuthentication.bind(kc);
-    kc.applySecurityAuthentication = async (context) => { counter.requests++; return apply(context); };
+    const { kc, counter } = countingConfig({ server: "https://127.0.0.1:1", insecure: true, authorization: async () => "Bearer t" });
     const lookup = new ApplicationLookup(kc, { requestTimeoutMs: 2_000 });
     for (let i = 1; i <= 2; i++) {
       const err = await lookup.get(ns.name, "x").then(() => undefined, (e: unknown) => e);

@@ -4,7 +4,7 @@ import { expect } from "chai";
 import { pino } from "pino";
 import { ApplicationEvents, MAX_EVENT_MESSAGE } from "../../server/observe/events.js";
 import { createMetrics } from "../../server/observe/metrics.js";
-import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
+import { applyObject, executorClient, kubeClients, tempNamespace } from "../fixtures/kube.js";
 
 interface Ev { reason: string; message: string; count: number; type: string; involvedObject: { kind: string; name: string; uid?: string }; source: { component: string }; reportingComponent: string }
 
@@ -29,7 +29,7 @@ describe("events: Kubernetes Events on the Application (real kube-apiserver)", f
 
   it("writes Events on the Application; repeats of a step's reason update one Event's count and message", async () => {
     const metrics = createMetrics();
-    const ev = new ApplicationEvents(kubeClients().kc, log, "executor-a", metrics, { updateIntervalMs: 50 });
+    const ev = new ApplicationEvents(executorClient(), log, "executor-a", metrics, { updateIntervalMs: 50 });
     ev.emit(ns.name, "shop", "call", "Normal", "StepStarted", "step call (http-request) started");
     for (let i = 1; i <= 30; i++) ev.emit(ns.name, "shop", "call", "Warning", "StepRetrying", `attempt ${i}/31: 503; retrying`);
     await ev.idle();
@@ -48,7 +48,7 @@ describe("events: Kubernetes Events on the Application (real kube-apiserver)", f
 
   it("rate-limits new Events per Application (a burst, then drops), and cuts long messages", async () => {
     const metrics = createMetrics();
-    const ev = new ApplicationEvents(kubeClients().kc, log, "executor-b", metrics, { burst: 5, refillMs: 60_000 });
+    const ev = new ApplicationEvents(executorClient(), log, "executor-b", metrics, { burst: 5, refillMs: 60_000 });
     const before = (await events()).length;
     for (let i = 0; i < 12; i++) ev.emit(ns.name, "shop", `step-${i}`, "Normal", "StepStarted", i === 0 ? "x".repeat(5000) : `step-${i} started`);
     await ev.idle();
@@ -59,7 +59,7 @@ describe("events: Kubernetes Events on the Application (real kube-apiserver)", f
   });
 
   it("writes nothing for an Application that does not exist", async () => {
-    const ev = new ApplicationEvents(kubeClients().kc, log, "executor-c");
+    const ev = new ApplicationEvents(executorClient(), log, "executor-c");
     ev.emit(ns.name, "gone", "call", "Normal", "StepStarted", "step call started");
     await ev.idle();
     const list = await kubeClients().core.listNamespacedEvent({ namespace: ns.name, fieldSelector: "involvedObject.name=gone" });

@@ -2,10 +2,10 @@
 // Application carries app.oam.dev/service-account-name, its steps read objects and Secrets as
 // that ServiceAccount, by impersonation, on the real kube-apiserver with its real RBAC.
 import { expect } from "chai";
-import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { createKubeReader, ForbiddenReadError, kubeReaderForRun } from "../../server/kube/kube.js";
 import { ObjectWatches } from "../../server/kube/object-watch.js";
-import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
+import { applyObject, clientWithToken, kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { startExecutor, type Executor } from "../fixtures/executor.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 import { randomUUID } from "node:crypto";
@@ -108,7 +108,7 @@ describe("impersonation of the Application's ServiceAccount (real kube-apiserver
   it("an executor without impersonate on serviceaccounts is refused, told which rule to grant; the addon's rule lets it", async () => {
     // The executor as a ServiceAccount of its own with a token, like in the cluster: it may read
     // Applications and ConfigMaps itself, but not (yet) impersonate.
-    const { core, kc: admin } = kubeClients();
+    const { core } = kubeClients();
     await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: "executor" } } });
     await rbac().createNamespacedRole({ namespace: ns.name, body: { metadata: { name: "executor" }, rules: [
       { apiGroups: ["core.oam.dev"], resources: ["applications"], verbs: ["get"] },
@@ -120,13 +120,7 @@ describe("impersonation of the Application's ServiceAccount (real kube-apiserver
     } });
     await bind("executor");
     const token = (await core.createNamespacedServiceAccountToken({ namespace: ns.name, name: "executor", body: { spec: { audiences: [], expirationSeconds: 600 } } })).status!.token;
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [admin.getCurrentCluster()!],
-      users: [{ name: "executor", token }],
-      contexts: [{ name: "executor", cluster: admin.getCurrentCluster()!.name, user: "executor" }],
-      currentContext: "executor",
-    });
+    const kc = clientWithToken(token);
     const ref = { apiVersion: "v1", kind: "ConfigMap", name: "flag", namespace: ns.name };
     const err = await kubeReaderForRun(createKubeReader(kc), { namespace: ns.name, application: "as-reader" }).readObject(ref).then(() => undefined, (e: Error) => e);
     expect(err).to.be.instanceOf(ForbiddenReadError);

@@ -4,11 +4,12 @@
 import tls from "node:tls";
 import { expect } from "chai";
 import { KubeConfig, CoreV1Api } from "@kubernetes/client-node";
-import { createKubeReader, loadKubeConfig } from "../../server/kube/kube.js";
+import { KubeClient } from "../../server/kube/api-client.js";
+import { createKubeReader } from "../../server/kube/kube.js";
 import { kubeconfigPath } from "../fixtures/kube.js";
 
 describe("kube client connections (real kube-apiserver)", function () {
-  const apiserverPort = () => Number(new URL(loadKubeConfig(kubeconfigPath()).getCurrentCluster()!.server).port);
+  const apiserverPort = () => Number(new URL(KubeClient.load(kubeconfigPath()).server).port);
 
   async function countConnections(work: () => Promise<void>): Promise<number> {
     const port = apiserverPort();
@@ -28,7 +29,7 @@ describe("kube client connections (real kube-apiserver)", function () {
   }
 
   it("sends 30 sequential reads over one or two connections, where the bare library opens one per read", async () => {
-    const reader = createKubeReader(loadKubeConfig(kubeconfigPath()));
+    const reader = createKubeReader(KubeClient.load(kubeconfigPath()));
     const ours = await countConnections(async () => {
       for (let i = 0; i < 30; i++) expect(await reader.readObject({ apiVersion: "v1", kind: "Namespace", name: "default", namespace: "" })).to.have.nested.property("metadata.name", "default");
     });

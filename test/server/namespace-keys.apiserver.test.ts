@@ -5,7 +5,7 @@ import { pino } from "pino";
 import { namespaceKey } from "../../server/http/auth.js";
 import { ApplicationWatch } from "../../server/kubevela/application-watch.js";
 import { KEY_SECRET, NamespaceKeys, SERVICE_ANNOTATION, URL_ANNOTATION } from "../../server/http/namespace-keys.js";
-import { applyObject, kubeClients, tempNamespace } from "../fixtures/kube.js";
+import { applyObject, executorClient, kubeClients, tempNamespace } from "../fixtures/kube.js";
 
 describe("namespace keys (real kube-apiserver)", function () {
   this.timeout(60_000);
@@ -14,8 +14,8 @@ describe("namespace keys (real kube-apiserver)", function () {
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
   /** Keys with their own Application watch; stop() stops both. */
   const keysOf = (tokens: string[]) => {
-    const watch = new ApplicationWatch(kubeClients().kc, log, 60_000);
-    const keys = new NamespaceKeys(kubeClients().kc, log, { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000 }, watch);
+    const watch = new ApplicationWatch(executorClient(), log, 60_000);
+    const keys = new NamespaceKeys(executorClient(), log, { tokens, configNamespace: config.name, configName: "step-executor", resyncMs: 60_000 }, watch);
     return { start: () => keys.start(), stop: async () => { await keys.stop(); await watch.stop(); } };
   };
 

@@ -2,7 +2,8 @@
 // an apiVersion, a Secret by another spelling) are refused before any request, on the real
 // kube-apiserver: the planted Secret values appear in no answer.
 import { expect } from "chai";
-import { createKubeReader, loadKubeConfig, RefusedReadError } from "../../server/kube/kube.js";
+import { KubeClient } from "../../server/kube/api-client.js";
+import { createKubeReader, RefusedReadError } from "../../server/kube/kube.js";
 import { apiVersionProblem, kindProblem, nameProblem, namespaceProblem } from "../../server/kube/object-ref.js";
 import { kubeClients, kubeconfigPath, tempNamespace } from "../fixtures/kube.js";
 import { newRun, startExecutor, type Executor } from "../fixtures/executor.js";
@@ -66,7 +67,7 @@ describe("object references (hostile names, apiVersions and kinds)", function ()
     });
 
     it("the kube reader itself refuses such references and Secrets however spelled, without a request", async () => {
-      const kube = createKubeReader(loadKubeConfig(kubeconfigPath()));
+      const kube = createKubeReader(KubeClient.load(kubeconfigPath()));
       const refused = async (ref: { apiVersion: string; kind: string; name: string; namespace: string }) => {
         try {
           await kube.readObject(ref);

@@ -1,5 +1,6 @@
 import { expect } from "chai";
-import { createKubeReader, loadKubeConfig } from "../../server/kube/kube.js";
+import { KubeClient } from "../../server/kube/api-client.js";
+import { createKubeReader } from "../../server/kube/kube.js";
 import { ObjectWatches } from "../../server/kube/object-watch.js";
 import { newRun, startExecutor } from "../fixtures/executor.js";
 import { applyObject, kubeClients, kubeconfigPath, tempNamespace } from "../fixtures/kube.js";
@@ -41,7 +42,7 @@ describe("object watches: waiting steps follow objects by watch (real kube-apise
   });
 
   it("a feed sees the object deleted and created again", async () => {
-    const reader = createKubeReader(loadKubeConfig(kubeconfigPath()), new ObjectWatches({ pollIntervalMs: HOUR }));
+    const reader = createKubeReader(KubeClient.load(kubeconfigPath()), new ObjectWatches({ pollIntervalMs: HOUR }));
     await applyObject(cm("phoenix", { n: "1" }));
     const feed = reader.watchObject({ apiVersion: "v1", kind: "ConfigMap", name: "phoenix", namespace: ns.name });
     const signal = new AbortController().signal;

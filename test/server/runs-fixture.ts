@@ -1,6 +1,6 @@
 // Shared by the run-store tests: the StepRun CRD from addon/resources/crd.cue on the real
 // kube-apiserver, minimal KubeVela Applications to own records, and engines wired like main.ts.
-import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { resourcePath, type KubeClient } from "../../server/kube/api-client.js";
 import { pino } from "pino";
 import { RunEngine, type EngineDeps } from "../../server/runs/engine.js";
 import { createHttpClient } from "../../server/outbound/http-client.js";
@@ -9,7 +9,7 @@ import { createKubeReader } from "../../server/kube/kube.js";
 import type { Waker } from "../../server/kubevela/wake.js";
 import type { RunIdentity } from "../../server/contract/run.js";
 import { cueBin, sh } from "../addon/fixture.js";
-import { kubeClients } from "../fixtures/kube.js";
+import { executorClient, kubeClients } from "../fixtures/kube.js";
 
 export const log = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 
@@ -38,8 +38,8 @@ export async function readApplication(namespace: string, name: string) {
   };
 }
 
-export async function readStepRun(kc: KubeConfig, run: RunIdentity): Promise<StepRunObject> {
-  return (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: run.namespace, plural: PLURAL, name: recordName(run) })) as StepRunObject;
+export async function readStepRun(kc: KubeClient, run: RunIdentity): Promise<StepRunObject> {
+  return kc.request<StepRunObject>("GET", resourcePath({ group: GROUP, version: VERSION, namespace: run.namespace, plural: PLURAL, name: recordName(run) }));
 }
 
 /** A Waker that records what it was asked. */
@@ -58,7 +58,7 @@ export interface TestExecutor {
 
 /** One executor as main.ts wires it with --run-store kube, in this process. */
 export async function startKubeExecutor(identity: string, namespace: string, options: Partial<EngineDeps> & { leaseMs?: number } = {}): Promise<TestExecutor> {
-  const { kc } = kubeClients();
+  const kc = executorClient();
   const leases = new ReplicaLeases(kc, log, { identity, namespace: "default", durationMs: options.leaseMs ?? 2_000, requestTimeoutMs: 10_000 });
   await leases.start();
   const store = new KubeRunStore(kc, log, { namespace }); // the sweep sees this test's records only

@@ -6,9 +6,9 @@ import { expect } from "chai";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { pino } from "pino";
-import { kubeClients, tempNamespace } from "../fixtures/kube.js";
+import { clientWithToken, executorClient, kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 import { loadConfig } from "../../server/config.js";
 import { KubeRunStore, PHASE_LABEL, ReplicaLeases, leaseName } from "../../server/runs/kube-store.js";
@@ -65,7 +65,7 @@ describe("run records: pure parts", () => {
 
 describe("run records in the Kubernetes API (real kube-apiserver)", function () {
   this.timeout(60_000);
-  const { kc } = kubeClients();
+  const kc = executorClient();
   let ns: Awaited<ReturnType<typeof tempNamespace>>;
   let target: Target | undefined;
   const executors: TestExecutor[] = [];
@@ -199,11 +199,7 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
           subjects: [{ kind: "ServiceAccount", name: "replica", namespace: leaseNs.name }],
         } });
         const token = (await core.createNamespacedServiceAccountToken({ namespace: leaseNs.name, name: "replica", body: { spec: { audiences: [], expirationSeconds: 600 } } })).status!.token;
-        const kcReplica = new KubeConfig();
-        kcReplica.loadFromOptions({
-          clusters: [admin.getCurrentCluster()!], users: [{ name: "replica", token }],
-          contexts: [{ name: "replica", cluster: admin.getCurrentCluster()!.name, user: "replica" }], currentContext: "replica",
-        });
+        const kcReplica = clientWithToken(token);
         const lines: string[] = [];
         const captured = pino({ level: "warn" }, { write: (l: string) => void lines.push(l) });
         const a = new ReplicaLeases(kcReplica, captured, { identity: "lease-retry", namespace: leaseNs.name, durationMs: 1_500, requestTimeoutMs: 5_000 });

@@ -1,0 +1,160 @@
+// The executor's Kubernetes client: JSON over one kept-alive HTTPS agent, and watches. Not
+// @kubernetes/client-node: importing it costs ≈ 75 MiB of RSS (its generated models), more than
+// all the rest of the executor, and it made a new TLS connection per request (BENCHMARKS.md §3).
+// Objects stay the API server's JSON as sent: conditions are written against what
+// `kubectl get -o json` shows, and a typed client would drop newer fields and turn timestamps into
+// Date objects (which CEL sees as empty maps).
+import http from "node:http";
+import https from "node:https";
+import { createInterface } from "node:readline";
+import { loadKubeAccess, type KubeAccess } from "./kubeconfig.js";
+
+/** The API server answered with a status outside 2xx; `body` is its Status object (or text). */
+export class KubeStatusError extends Error {
+  override name = "KubeStatusError";
+  constructor(readonly code: number, readonly body: unknown) {
+    const message = typeof body === "object" && body && typeof (body as { message?: unknown }).message === "string" ? (body as { message: string }).message : "";
+    super(`HTTP ${code}${message ? ` ${message}` : ""}`);
+  }
+  /** The Status's reason (NotFound, AlreadyExists, Conflict, …), "" when there is none. */
+  get reason(): string {
+    const r = (this.body as { reason?: unknown } | undefined)?.reason;
+    return typeof r === "string" ? r : "";
+  }
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** Default application/json; patches say which kind they are. */
+  contentType?: "application/json" | "application/merge-patch+json" | "application/json-patch+json";
+  timeoutMs?: number;
+}
+
+export const MERGE_PATCH = "application/merge-patch+json";
+export const JSON_PATCH = "application/json-patch+json";
+
+/** A watch event as the API server sends it. */
+export type WatchHandler = (type: string, object: unknown) => void;
+
+/** Path of a custom resource collection (or of one object, with `name`), each segment escaped. */
+export function resourcePath(r: { group: string; version: string; plural: string; namespace?: string; name?: string }): string {
+  const parts = r.group ? ["apis", r.group, r.version] : ["api", r.version];
+  if (r.namespace !== undefined) parts.push("namespaces", r.namespace);
+  parts.push(r.plural);
+  if (r.name !== undefined) parts.push(r.name);
+  return "/" + parts.map(encodeURIComponent).join("/");
+}
+
+export class KubeClient {
+  /** Loads the executor's access (server/kube/kubeconfig.ts): `path`, else $KUBECONFIG, ~/.kube/config, the pod's ServiceAccount. */
+  static load(path?: string): KubeClient {
+    return new KubeClient(loadKubeAccess(path));
+  }
+
+  private readonly agent: http.Agent;
+  private readonly impersonate: Record<string, string | string[]>;
+
+  constructor(readonly access: KubeAccess, as?: { user: string; groups: readonly string[] }, agent?: http.Agent) {
+    const tls = access.server.startsWith("https:");
+    // One agent per API server and identity, kept alive: a TLS handshake per request was most of
+    // the executor's CPU per poll (BENCHMARKS.md §3). Impersonating clients share their root's.
+    this.agent = agent ?? (tls
+      ? new https.Agent({ keepAlive: true, ca: access.ca, cert: access.cert, key: access.key, rejectUnauthorized: !access.insecure, servername: access.serverName })
+      : new http.Agent({ keepAlive: true }));
+    this.impersonate = as ? { "Impersonate-User": as.user, ...(as.groups.length ? { "Impersonate-Group": [...as.groups] } : {}) } : {};
+  }
+
+  /** The same access, acting as `user` (a ServiceAccount's groups are added by the API server) with `groups`, one header each. */
+  impersonating(user: string, groups: readonly string[] = []): KubeClient {
+    return new KubeClient(this.access, { user, groups }, this.agent);
+  }
+
+  get server(): string {
+    return this.access.server;
+  }
+
+  private async open(method: string, path: string, query: RequestOptions["query"], headers: Record<string, string | string[]>, timeoutMs: number, onResponse: (res: http.IncomingMessage) => void, onError: (err: Error) => void): Promise<http.ClientRequest> {
+    const url = new URL(this.access.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    const authorization = await this.access.authorization();
+    const all: Record<string, string | string[]> = { accept: "application/json", "user-agent": "step-executor", ...this.impersonate, ...headers };
+    if (authorization) all.authorization = authorization;
+    const req = (url.protocol === "https:" ? https : http).request(url, { method, headers: all, agent: this.agent, timeout: timeoutMs }, onResponse);
+    req.on("timeout", () => req.destroy(new Error(`the API server did not answer within ${timeoutMs / 1000} s`)));
+    req.on("error", onError);
+    return req;
+  }
+
+  /** One request; resolves with the parsed JSON of a 2xx answer, rejects with KubeStatusError for any other. */
+  async request<T = unknown>(method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE", path: string, o: RequestOptions = {}): Promise<T> {
+    const body = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
+    const headers: Record<string, string> = body ? { "content-type": o.contentType ?? "application/json", "content-length": String(body.length) } : {};
+    const timeoutMs = o.timeoutMs ?? 30_000;
+    return new Promise<T>((resolve, reject) => {
+      this.open(method, path, o.query, headers, timeoutMs, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", reject);
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let parsed: unknown = text;
+          try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON: kept as text */ }
+          const code = res.statusCode ?? 0;
+          if (code >= 200 && code < 300) resolve(parsed as T);
+          else reject(new KubeStatusError(code, parsed));
+        });
+      }, reject).then((req) => req.end(body), reject);
+    });
+  }
+
+  /**
+   * Follows `path` with ?watch=true: `onEvent` for each event, `done` once when the watch ends
+   * (null: the server closed it or it was aborted; else the error, a KubeStatusError when the
+   * API server refused it). Abort the returned controller to stop.
+   */
+  watch(path: string, query: RequestOptions["query"], onEvent: WatchHandler, done: (err: Error | null) => void): AbortController {
+    const controller = new AbortController();
+    let ended = false;
+    let req: http.ClientRequest | undefined;
+    const end = (err: Error | null) => {
+      if (ended) return;
+      ended = true;
+      req?.destroy();
+      done(controller.signal.aborted ? null : err);
+    };
+    controller.signal.addEventListener("abort", () => end(null), { once: true });
+    // No timeout: the API server ends a watch after its timeoutSeconds; callers guard against silence.
+    this.open("GET", path, { ...query, watch: true }, {}, 0, (res) => {
+      if (res.statusCode !== 200) {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          let parsed: unknown = Buffer.concat(chunks).toString("utf8");
+          try { parsed = JSON.parse(parsed as string); } catch { /* text */ }
+          end(new KubeStatusError(res.statusCode ?? 0, parsed));
+        });
+        res.on("error", end);
+        return;
+      }
+      res.socket?.setKeepAlive(true, 30_000);
+      const lines = createInterface({ input: res, crlfDelay: Infinity });
+      lines.on("line", (line) => {
+        if (ended || !line) return;
+        let event: { type?: string; object?: unknown };
+        try { event = JSON.parse(line); } catch { return; }
+        if (typeof event.type === "string") onEvent(event.type, event.object);
+      });
+      lines.on("close", () => end(null));
+      // readline re-emits its input's errors (an aborted response): both are the watch's end.
+      lines.on("error", end);
+      res.on("error", end);
+    }, end).then((r) => {
+      req = r;
+      if (ended) r.destroy();
+      else r.end();
+    }, end);
+    return controller;
+  }
+}
