@@ -61,7 +61,7 @@ export function configureCel(options: Partial<CelPoolOptions>): void {
   void old?.close();
 }
 
-/** The process's evaluators, started at the first evaluation. */
+/** The process's evaluators; their workers start as evaluations need them and stop when idle. */
 export function celPool(): CelPool {
   return (pool ??= new CelPool(poolOptions));
 }

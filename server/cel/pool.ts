@@ -1,7 +1,8 @@
 // A small pool of worker threads that evaluate CEL (cel-worker.ts) under a deadline and a heap
 // limit. A tenant's expression may be arbitrarily expensive on arbitrary data; on the main thread
 // it would block every step, poll and probe of the executor. Here it costs one worker, which is
-// terminated and replaced.
+// terminated and replaced. Workers start when evaluations wait and stop after idleMs without one,
+// so an executor whose steps use no CEL does not pay for them.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
@@ -10,7 +11,7 @@ import type { EvalReply, EvalRequest } from "./worker.js";
 import { formatDuration } from "../shared/duration.js";
 
 export interface CelPoolOptions {
-  /** Worker threads, i.e. evaluations running at once. */
+  /** Most worker threads, i.e. evaluations running at once; they start as evaluations need them. */
   size: number;
   /** Longest one evaluation may run (counted from when a worker takes it, not while queued). */
   timeoutMs: number;
@@ -18,6 +19,8 @@ export interface CelPoolOptions {
   maxHeapMiB: number;
   /** Evaluations waiting for a worker; beyond it evaluate() throws CelBusyError. */
   maxQueue: number;
+  /** A worker idle this long is stopped (each costs ≈ 30 MiB of RSS); Infinity keeps them. */
+  idleMs: number;
 }
 
 /**
@@ -25,7 +28,7 @@ export interface CelPoolOptions {
  * add ≈ 95 MiB of RSS (64 MiB: ≈ 160 MiB), which the Deployment's 256 MiB limit can still hold
  * next to the executor's ≈ 140 MiB; a worker that fills its heap must not get the pod OOM-killed.
  */
-export const celPoolDefaults: CelPoolOptions = { size: 2, timeoutMs: 1_000, maxHeapMiB: 32, maxQueue: 20_000 };
+export const celPoolDefaults: CelPoolOptions = { size: 2, timeoutMs: 1_000, maxHeapMiB: 32, maxQueue: 20_000, idleMs: 30_000 };
 
 /** Young generation of each worker, in MiB (V8 needs a few for its scavenger; more buys little). */
 const YOUNG_GENERATION_MIB = 8;
@@ -58,6 +61,8 @@ interface Slot {
   ready: boolean;
   task?: Task;
   timer?: NodeJS.Timeout;
+  /** Armed while the worker is ready and has no task. */
+  idleTimer?: NodeJS.Timeout;
 }
 
 /**
@@ -78,7 +83,7 @@ function workerEntry(): { entry: URL | string; eval: boolean } {
 
 export class CelPool {
   readonly options: CelPoolOptions;
-  readonly stats = { evaluations: 0, timeouts: 0, outOfMemory: 0, crashes: 0, workersStarted: 0 };
+  readonly stats = { evaluations: 0, timeouts: 0, outOfMemory: 0, crashes: 0, workersStarted: 0, workersIdled: 0 };
   private readonly slots = new Set<Slot>();
   private queue: (Task | undefined)[] = [];
   private head = 0;
@@ -93,6 +98,11 @@ export class CelPool {
 
   get queued(): number {
     return this.queue.length - this.head;
+  }
+
+  /** Worker threads alive now, starting ones included. */
+  get workers(): number {
+    return this.slots.size;
   }
 
   /** Evaluates `source` with JSON `vars` in a worker; rejects with CelLimitError or CelBusyError. */
@@ -132,12 +142,26 @@ export class CelPool {
 
   private pump(): void {
     if (this.closed) return;
-    while (this.slots.size < this.options.size && !this.startFailed) this.spawn();
+    let starting = 0;
     for (const slot of this.slots) {
-      if (!slot.ready || slot.task) continue;
-      const task = this.next();
-      if (!task) break;
-      this.run(slot, task);
+      if (!slot.ready) {
+        starting++;
+        continue;
+      }
+      // A loop: a task that could not be sent (run) leaves the worker free for the next one.
+      while (!slot.task) {
+        const task = this.next();
+        if (!task) {
+          this.idle(slot);
+          break;
+        }
+        this.run(slot, task);
+      }
+    }
+    // Only as many workers as the queue needs beyond those already starting: an idle one costs ≈ 30 MiB.
+    while (this.slots.size < this.options.size && this.queued > starting && !this.startFailed) {
+      this.spawn();
+      starting++;
     }
     // Workers keep the process alive only while there is work, so an idle pool never holds up an exit.
     const busy = this.queued > 0 || [...this.slots].some((s) => s.task);
@@ -183,7 +207,22 @@ export class CelPool {
     worker.on("exit", (code) => this.retire(slot, () => this.crashed(slot, `its evaluator exited with code ${code}`)));
   }
 
+  /** Stops a worker that stays without work for idleMs; the next evaluation starts another. */
+  private idle(slot: Slot): void {
+    if (slot.idleTimer || !Number.isFinite(this.options.idleMs)) return;
+    slot.idleTimer = setTimeout(() => {
+      slot.idleTimer = undefined;
+      if (!this.slots.delete(slot)) return;
+      this.stats.workersIdled++;
+      // Its exit event then finds it gone from the slots: not a crash.
+      void slot.worker.terminate();
+    }, this.options.idleMs);
+    slot.idleTimer.unref();
+  }
+
   private run(slot: Slot, task: Task): void {
+    clearTimeout(slot.idleTimer);
+    slot.idleTimer = undefined;
     slot.task = task;
     slot.timer = setTimeout(() => {
       this.retire(slot, () => {
@@ -209,11 +248,12 @@ export class CelPool {
     return new CelLimitError("crash", message);
   }
 
-  /** Takes a dead or doomed worker out of the pool, fails what it held, and starts a replacement. */
+  /** Takes a dead or doomed worker out of the pool, fails what it held, and starts a replacement if evaluations wait. */
   private retire(slot: Slot, why: () => Error): void {
     if (!this.slots.delete(slot)) return;
     const err = why();
     clearTimeout(slot.timer);
+    clearTimeout(slot.idleTimer);
     slot.worker.unref();
     if (slot.task) {
       slot.task.reject(err);

@@ -3,10 +3,6 @@
 // poller per repository that follows the runs waiting steps care about with conditional requests
 // at a rate-limit-aware interval.
 import { createHash } from "node:crypto";
-import { createAppAuth } from "@octokit/auth-app";
-import { Octokit } from "@octokit/core";
-import { retry } from "@octokit/plugin-retry";
-import { throttling } from "@octokit/plugin-throttling";
 import { createHttpClient, ForbiddenAddressError, type HttpClient, type HttpClientOptions } from "../../server/outbound/http-client.js";
 import { excerpt } from "../../server/shared/redact.js";
 
@@ -182,8 +178,30 @@ export interface RateState {
   holdUntil?: number;
 }
 
-const GithubOctokit = Octokit.plugin(retry, throttling);
-type GithubOctokitInstance = InstanceType<typeof GithubOctokit>;
+/**
+ * Octokit and its plugins, imported when the first github-actions step needs a client: they cost
+ * the executor memory and start-up time even when no step uses GitHub.
+ */
+async function importOctokit() {
+  const [{ Octokit }, { retry }, { throttling }, { createAppAuth }] = await Promise.all([
+    import("@octokit/core"),
+    import("@octokit/plugin-retry"),
+    import("@octokit/plugin-throttling"),
+    import("@octokit/auth-app"),
+  ]);
+  return { GithubOctokit: Octokit.plugin(retry, throttling), createAppAuth };
+}
+type OctokitModules = Awaited<ReturnType<typeof importOctokit>>;
+type GithubOctokitInstance = InstanceType<OctokitModules["GithubOctokit"]>;
+
+let octokitModules: Promise<OctokitModules> | undefined;
+function loadOctokit(): Promise<OctokitModules> {
+  // A failed import is not cached, so the next step tries again.
+  return (octokitModules ??= importOctokit().catch((err: unknown) => {
+    octokitModules = undefined;
+    throw err;
+  }));
+}
 
 /** One credential against one API: an octokit instance, its rate-limit state, ETag cache and pollers. */
 export class GithubClient {
@@ -203,6 +221,7 @@ export class GithubClient {
     readonly options: GithubOptions,
     fetchImpl: typeof fetch,
     throttleId: string,
+    { GithubOctokit, createAppAuth }: OctokitModules,
   ) {
     this.lastUsed = options.now();
     const countingFetch = (async (url: string | URL | Request, init?: RequestInit) => {
@@ -565,8 +584,10 @@ export class GithubHub {
     this.http = http ?? createHttpClient({ ...this.options.outbound, connectTimeoutMs: 10_000 });
   }
 
-  /** The client for these credentials (created on first use, shared after). */
-  client(apiURL: string, credentials: GithubCredentials): GithubClient {
+  /** The client for these credentials (created on first use, shared after; the first loads Octokit). */
+  async client(apiURL: string, credentials: GithubCredentials): Promise<GithubClient> {
+    const octokit = await loadOctokit();
+    // From here on synchronous: steps asking at once for the same credentials share one client.
     const fingerprint = createHash("sha256")
       .update(JSON.stringify([apiURL, credentials.kind === "token" ? credentials.token : [credentials.appId, credentials.installationId, credentials.privateKey]]))
       .digest("hex")
@@ -574,7 +595,7 @@ export class GithubHub {
     this.prune();
     let c = this.clients.get(fingerprint);
     if (!c) {
-      c = new GithubClient(apiURL, credentials, this.options, this.http.fetch, `step-executor-${fingerprint}`);
+      c = new GithubClient(apiURL, credentials, this.options, this.http.fetch, `step-executor-${fingerprint}`, octokit);
       this.clients.set(fingerprint, c);
     }
     c.lastUsed = this.options.now();

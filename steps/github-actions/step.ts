@@ -205,7 +205,7 @@ class Runner {
 
   async run(): Promise<StepResult> {
     const { ctx, p } = this;
-    this.client = this.options.hub.client(p.apiURL, await this.credentials());
+    this.client = await this.options.hub.client(p.apiURL, await this.credentials());
     let run: Run | undefined;
     try {
       const resumed = ctx.journal.resumed as Journal | undefined;

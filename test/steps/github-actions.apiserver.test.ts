@@ -517,33 +517,33 @@ describe("github-actions poll interval (steps/github-actions/github-client.ts)",
   let hub: GithubHub;
   beforeEach(() => { hub = new GithubHub({ jitter: 0, now: () => T }); });
   afterEach(async () => { await hub.close(); });
-  const poller = () => {
-    const client = hub.client("https://api.github.com", { kind: "token", token: "ghp_unit" });
+  const poller = async () => {
+    const client = await hub.client("https://api.github.com", { kind: "token", token: "ghp_unit" });
     return { client, poller: client.poller("acme", "app") };
   };
 
-  it("at the default interval one waiting step (or several on one repository) costs 6 requests a minute", () => {
-    const { client, poller: p } = poller();
+  it("at the default interval one waiting step (or several on one repository) costs 6 requests a minute", async () => {
+    const { client, poller: p } = await poller();
     client.rate.remaining = 4_000;
     client.rate.resetAt = T + 30 * 60_000;
     expect(p.nextDelay()).to.equal(10_000);
     expect(60_000 / p.nextDelay()).to.equal(6);
   });
 
-  it("spreads the remaining primary budget over the pollers until the reset", () => {
-    const { client, poller: p } = poller();
+  it("spreads the remaining primary budget over the pollers until the reset", async () => {
+    const { client, poller: p } = await poller();
     Object.assign(client.rate, { remaining: 150, resetAt: T + 10 * 60_000 }); // 50 above the reserve of 100
     expect(p.nextDelay()).to.equal(12_000);
   });
 
-  it("waits for the reset when only the reserve is left", () => {
-    const { client, poller: p } = poller();
+  it("waits for the reset when only the reserve is left", async () => {
+    const { client, poller: p } = await poller();
     Object.assign(client.rate, { remaining: 90, resetAt: T + 5 * 60_000 });
     expect(p.nextDelay()).to.equal(5 * 60_000 + 1_000);
   });
 
-  it("holds off as long as a secondary rate limit asked", () => {
-    const { client, poller: p } = poller();
+  it("holds off as long as a secondary rate limit asked", async () => {
+    const { client, poller: p } = await poller();
     client.rate.holdUntil = T + 90_000;
     expect(p.nextDelay()).to.equal(90_000);
   });
