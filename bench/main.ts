@@ -1,7 +1,7 @@
 // The benchmark driver (npm run bench → bench/run.sh → here). Needs the local control plane
 // (KUBECONFIG, kubectl and vela on PATH: bench/run.sh provides them) and the assembled addon.
 //
-//   node --import tsx bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel,template] [--out FILE]
+//   node --import tsx bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel,template,idle] [--out FILE]
 //
 // Full run: every bench, then BENCHMARKS.md (or --out). --smoke: tiny sizes, same code paths,
 // prints a summary and writes nothing (CI runs it so the benches never rot).
@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { runCelBench, type CelResult } from "./cel.js";
 import { controllerCost, controllerCostMarkdown, type CostResult } from "./controller-cost.js";
 import { hang, hangMarkdown, type HangResult } from "./hang.js";
+import { idleMarkdown, idleMemory, type IdleResult } from "./idle.js";
 import { enableAddon, execText, velaCoreFlags } from "./lib/cluster.js";
 import { log, machine, median, versions } from "./lib/common.js";
 import type { BenchContext } from "./lib/context.js";
@@ -38,15 +39,15 @@ const { values } = parseArgs({
 });
 if (values.render) {
   const saved = JSON.parse(readFileSync(values.render, "utf8")) as { header: Parameters<typeof renderReport>[0]["header"]; results: Results; durationS: number };
-  writeFileSync(values.out!, renderReport({ ...saved, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown, templateCpuMarkdown } }));
+  writeFileSync(values.out!, renderReport({ ...saved, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown, templateCpuMarkdown, idleMarkdown } }));
   log(`re-rendered ${values.out} from ${values.render}`);
   process.exit(0);
 }
 if (!values.addon || !values.work) {
-  process.stderr.write("usage: bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel,template] [--out FILE]\n(run it through `npm run bench`)\n");
+  process.stderr.write("usage: bench/main.ts --addon DIR --work DIR [--smoke] [--only overhead,reaction,cost,hang,scale,cel,template,idle] [--out FILE]\n(run it through `npm run bench`)\n");
   process.exit(2);
 }
-const only = new Set((values.only ?? "overhead,reaction,cost,hang,scale,cel,template").split(",").map((s) => s.trim()));
+const only = new Set((values.only ?? "overhead,reaction,cost,hang,scale,cel,template,idle").split(",").map((s) => s.trim()));
 const smoke = values.smoke!;
 const started = new Date();
 const t0 = performance.now();
@@ -59,6 +60,7 @@ export interface Results {
   cel?: CelResult;
   hang?: HangResult;
   template?: TemplateCpuResult;
+  idle?: IdleResult;
   errors: Record<string, string>;
 }
 const results: Results = { errors: {} };
@@ -113,6 +115,8 @@ try {
   if (only.has("reaction")) results.reaction = await section("2. reaction latency", () => reaction(ctx));
   if (only.has("cost")) results.cost = await section("4. controller cost", () => controllerCost(ctx));
   if (only.has("hang")) results.hang = await section("6. executor hang", () => hang(ctx));
+  // A replica beside the bench executor, with its token (it writes the namespaces' Secrets too).
+  if (only.has("idle")) results.idle = await section("8. idle memory", () => idleMemory(smoke, ctx.executor.token));
 } finally {
   await ctx.executor.stop();
 }
@@ -139,6 +143,7 @@ if (smoke) {
     results.hang ? `hang: unrelated Application median ${Math.round(median(results.hang.baselineMs))} ms healthy, ${Math.round(median(results.hang.hungMs))} ms with the executor stopped; ${results.hang.failures.length} failed waiting steps` : "",
     results.scale ? `scale: ${results.scale.levels.map((l) => `${l.level.mode} n=${l.level.n}: ${l.polls} polls, ${l.errors} errors`).join("; ")}` : "",
     results.template ? `template: ${results.template.rows.map((r) => `${r.variant.replace(/`/g, "")} ${r.msPerEvaluation.toFixed(1)} ms`).join("; ")} per evaluation` : "",
+    results.idle ? `idle: ${results.idle.rows.map((r) => `${r.variant.replace(/`/g, "")} ${median(r.rssMiB).toFixed(0)} MiB`).join("; ")}` : "",
     results.cel ? `cel: /healthz p99 ${results.cel.hostile.p99.toFixed(1)} ms with hostile expressions in flight (idle ${results.cel.idle.p99.toFixed(1)} ms); ${results.cel.workerUs.toFixed(0)} µs per evaluation in a worker vs ${results.cel.inThreadUs.toFixed(0)} µs in-thread` : "",
     ...Object.entries(results.errors).map(([k, v]) => `FAILED ${k}: ${v.split("\n")[0]}`),
   ].filter(Boolean);
@@ -152,7 +157,7 @@ mkdirSync("bench/.results", { recursive: true });
 const resultsFile = `bench/.results/${started.toISOString().replace(/[:.]/g, "-")}.json`;
 writeFileSync(resultsFile, JSON.stringify({ header, results, durationS }, null, 1));
 log(`raw results in ${resultsFile}`);
-const md = renderReport({ header, results, durationS, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown, templateCpuMarkdown } });
+const md = renderReport({ header, results, durationS, sections: { overheadMarkdown, reactionMarkdown, controllerCostMarkdown, hangMarkdown, templateCpuMarkdown, idleMarkdown } });
 writeFileSync(values.out!, md);
 log(`wrote ${values.out} (${durationS.toFixed(0)} s)`);
 process.exit(Object.keys(results.errors).length > 0 ? 1 : 0);

@@ -7,6 +7,7 @@ import { fmt, percentile } from "./lib/common.js";
 import type { OverheadResult } from "./overhead.js";
 import type { ReactionResult } from "./reaction.js";
 import type { TemplateCpuResult } from "./template-cpu.js";
+import type { IdleResult } from "./idle.js";
 import { findLevel, scaleMarkdown, type LevelResult, type ScaleResult } from "./scale.js";
 
 export interface Header {
@@ -23,7 +24,7 @@ export interface Header {
 
 interface Input {
   header: Header;
-  results: { overhead?: OverheadResult; reaction?: ReactionResult; cost?: CostResult; scale?: ScaleResult; cel?: CelResult; hang?: HangResult; template?: TemplateCpuResult; errors: Record<string, string> };
+  results: { overhead?: OverheadResult; reaction?: ReactionResult; cost?: CostResult; scale?: ScaleResult; cel?: CelResult; hang?: HangResult; template?: TemplateCpuResult; idle?: IdleResult; errors: Record<string, string> };
   durationS: number;
   sections: {
     overheadMarkdown: (r: OverheadResult) => string;
@@ -31,6 +32,7 @@ interface Input {
     controllerCostMarkdown: (r: CostResult) => string;
     hangMarkdown?: (r: HangResult) => string;
     templateCpuMarkdown?: (r: TemplateCpuResult) => string;
+    idleMarkdown?: (r: IdleResult) => string;
   };
 }
 
@@ -46,8 +48,13 @@ const BEFORE_WATCH = {
   cost: "59.5 requests per waiting step per minute in all, against 0.97 for the built-in poll",
 };
 
+/** Section 3 before the executor's own Kubernetes client (run of 2026-12-06 23:51 UTC, c64a98c, @kubernetes/client-node). */
+const BEFORE_CLIENT =
+  "1,000 waiting `http-request` steps: poll p99 48.1 ms, executor CPU 66.2 %; 1,000 waiting `read-object-and-wait`: poll p99 1777 ms (event-loop delay p99 65.7 ms), executor CPU 76.4 %; " +
+  "CPU per poll at 100 → 1,000 → 10,000 waiting `http-request` steps 588 → 663 → 4948 µs; RSS idle 158–165 MiB, 703 MiB with 10,000 `http-request` (5,924 started in the budget), 1178 MiB with 10,000 `read-object-and-wait`";
+
 export function renderReport({ header: h, results, durationS, sections }: Input): string {
-  const { overhead: o, reaction: re, cost, scale: sc, cel, hang, template, errors } = results;
+  const { overhead: o, reaction: re, cost, scale: sc, cel, hang, template, idle, errors } = results;
   const out: string[] = [];
   const failed = (name: string) => (errors[name] ? `\n**This bench failed in this run:**\n\n\`\`\`\n${errors[name]!.split("\n").slice(0, 8).join("\n")}\n\`\`\`\n` : "");
 
@@ -61,10 +68,8 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   const http100 = L("http", 100), http1k = L("http", 1000), http10k = L("http", 10000);
   const obj100 = L("object", 100), obj1k = L("object", 1000), obj10k = L("object", 10000);
   const withFlags = (mode: string, n: number, pred: (l: LevelResult) => boolean) => sc?.levels.find((l) => l.level.mode === mode && l.level.n === n && !l.level.profile && pred(l));
-  const memStore = (l: LevelResult) => !!l.level.flags?.includes("memory") && !l.level.sharedKubeAgent && l.level.runtime !== "tsx";
+  const memStore = (l: LevelResult) => !!l.level.flags?.includes("memory") && !l.level.nodeFlags && l.level.runtime !== "tsx";
   const http1kMem = withFlags("http", 1000, memStore), http10kMem = withFlags("http", 10000, memStore), obj1kMem = withFlags("object", 1000, memStore);
-  const obj1kKeep = withFlags("object", 1000, (l) => !!l.level.sharedKubeAgent);
-  const http1kKeep = withFlags("http", 1000, (l) => !!l.level.sharedKubeAgent);
   const http10kTsx = withFlags("http", 10000, (l) => l.level.runtime === "tsx");
   const defaultStoreIsKube = !!http1kMem; // memory-store levels exist only when the default store is another one
   const tlsPerCall = [http1k, obj100, obj1k].some((l) => l && kubeTotal(l) > 5 && l.kubeConnectionsPerS > 0.8 * kubeTotal(l));
@@ -106,7 +111,10 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     out.push(`| 3a′ | the same, 1,000 waiting \`read-object-and-wait\` steps (one shared watch of their object) | p99 < 10 ms | client ${fmt(obj1k.client.p99)} ms (event-loop delay p99 ${fmt(obj1k.server.loopDelayP99)} ms); executor CPU ${fmt(obj1k.executorCpuPct)} %; kube-apiserver ${fmt(obj1k.apiserver!.totalPerS)} requests/s in all (before the watch: ${BEFORE_WATCH.obj1k}) | ${ok(obj1k.client.p99 < 10)} |`);
   }
   if (http100 && http1k && http10k) {
-    out.push(`| 3b | executor CPU per poll at 100 → 1,000 → 10,000 waiting steps (1,000 polls/s) | flat | ${fmt(http100.cpuPerPollUs)} → ${fmt(http1k.cpuPerPollUs)} → ${fmt(http10k.cpuPerPollUs)} µs; server p50 ${fmt(http100.server.p50)} → ${fmt(http1k.server.p50)} → ${fmt(http10k.server.p50)} ms | ${ok(http10k.cpuPerPollUs <= 1.3 * http100.cpuPerPollUs)} |`);
+    // Issue 16: flat means within ±10 % from 100 to 10,000.
+    const mem1k = withFlags("http", 1000, memStore), mem10k = withFlags("http", 10000, memStore);
+    const memFlat = mem1k && mem10k ? `; in-memory run store ${fmt(mem1k.cpuPerPollUs)} → ${fmt(mem10k.cpuPerPollUs)} µs at 1,000 → 10,000` : "";
+    out.push(`| 3b | executor CPU per poll at 100 → 1,000 → 10,000 waiting steps (1,000 polls/s) | flat (±10 %) | ${fmt(http100.cpuPerPollUs)} → ${fmt(http1k.cpuPerPollUs)} → ${fmt(http10k.cpuPerPollUs)} µs${memFlat}; server p50 ${fmt(http100.server.p50)} → ${fmt(http1k.server.p50)} → ${fmt(http10k.server.p50)} ms | ${ok(Math.abs(http10k.cpuPerPollUs / http100.cpuPerPollUs - 1) <= 0.1)} |`);
   }
   if (http10k) {
     out.push(`| 3c | executor RSS with 10,000 waiting steps | < 256 MiB | \`http-request\` (one call in flight each): ${mib(http10k.rssLoadMiB)} MiB (idle ${mib(http10k.rssIdleMiB)} MiB; ${http10k.level.n - http10k.startFailures} runs started)` +
@@ -130,6 +138,11 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   if (template) {
     const waitRow = template.rows.find((x) => x.variant.includes("`read-object-and-wait`, a waiting")), builtin = template.rows.find((x) => x.variant.startsWith("built-in"));
     if (waitRow && builtin) out.push(`| 7 | KubeVela's CPU per evaluation of a waiting \`read-object-and-wait\` (answered from its StepRun) vs the built-in poll | (compare) | ${fmt(waitRow.msPerEvaluation)} vs ${fmt(builtin.msPerEvaluation)} ms (was 15.8 before this change) | ${fmt(waitRow.msPerEvaluation / builtin.msPerEvaluation)}× the built-in poll |`);
+  }
+  if (idle?.rows[0]) {
+    const rss = (i: number) => percentile(idle.rows[i]?.rssMiB ?? [], 50);
+    const others = idle.rows.slice(1).map((x, i) => `${x.variant.replace(/ \(.*\)$/, "")}: ${fmt(rss(i + 1))} MiB`).join("; ");
+    out.push(`| 8 | executor RSS idle, as the image runs it, against the control plane | ≤ 96 MiB (before: 156–165 MiB) | ${fmt(rss(0))} MiB${others ? ` (${others})` : ""} | ${ok(rss(0) <= 96)} |`);
   }
   out.push("");
 
@@ -213,14 +226,16 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
       "### Findings",
       "",
     );
+    if (http1k && obj1k) {
+      out.push(`- **Before the executor's own Kubernetes client** (server/kube/api-client.ts, replacing @kubernetes/client-node; run of 2026-12-06): ${BEFORE_CLIENT}. ` +
+        `Now: poll p99 ${fmt(http1k.client.p99)} / ${fmt(obj1k.client.p99)} ms, executor CPU ${fmt(http1k.executorCpuPct)} / ${fmt(obj1k.executorCpuPct)} % (the same two levels).`);
+    }
     if (http100 && http1k && http10k) {
       out.push(`- **Per-poll cost is flat**: ${fmt(http100.cpuPerPollUs)} / ${fmt(http1k.cpuPerPollUs)} / ${fmt(http10k.cpuPerPollUs)} µs of executor CPU per poll at 100 / 1,000 / 10,000 waiting steps, server-side p50 ${fmt(http100.server.p50)} / ${fmt(http1k.server.p50)} / ${fmt(http10k.server.p50)} ms: answering a poll of a running run is a lookup behind HMAC, JSON and schema validation, and its cost is mostly Node's HTTP stack and express. ` +
         "What is not flat is the work around it (below): creating runs, and what waiting steps do in the background. The client-side p99 adds the executor's event-loop delay (background work, GC, other processes on this 2-core machine) and the load generator's own.");
     }
     if (tlsPerCall) {
       out.push(`- **The kube client opens a new TLS connection for every request.** @kubernetes/client-node 1.x builds a new \`https.Agent\` per API call (\`KubeConfig.applySecurityAuthentication\` → \`createAgent\`), so nothing is kept alive: the table's new-connections/s equals the requests/s. The CPU profiles put \`TLSSocket.getPeerCertificate\`, \`SecureContext\` creation and the handshake at the top of the executor's CPU, and the apiserver pays a handshake per request too. ` +
-        (obj1kKeep && obj1k ? `What-if (bench-only patch reusing one keep-alive agent, \`BENCH_SHARED_KUBE_AGENT=1\`): 1,000 waiting \`read-object-and-wait\` steps get ${fmt(obj1kKeep.kubeReadsPerS!)} object reads/s instead of ${fmt(obj1k.kubeReadsPerS!)}, executor CPU ${fmt(obj1kKeep.executorCpuPct)} % vs ${fmt(obj1k.executorCpuPct)} %, kube-apiserver CPU ${fmt(obj1kKeep.apiserver!.cpuPct)} % vs ${fmt(obj1k.apiserver!.cpuPct)} %, poll p99 ${fmt(obj1kKeep.client.p99)} ms vs ${fmt(obj1k.client.p99)} ms` : "") +
-        (http1kKeep && http1k ? `; 1,000 \`http-request\` runs are created in ${fmt(http1kKeep.createS)} s instead of ${fmt(http1k.createS)} s, RSS after creating them ${mib(http1kKeep.rssCreatedMiB)} MiB vs ${mib(http1k.rssCreatedMiB)} MiB` : "") + ". " +
         "Proposed fix (server/kube/kube.ts, server/runs/kube-store.ts): one keep-alive agent per KubeConfig for all API clients (override `createAgent`, or subclass `KubeConfig` so `applySecurityAuthentication` reuses it).");
     }
     if (defaultStoreIsKube && http1k && http1kMem) {
@@ -229,10 +244,10 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     }
     if (http10k) {
       const ref = http10kMem ?? http10k;
-      out.push(`- **RSS misses the goal.** The executor starts at ${mib(ref.rssIdleMiB)} MiB compiled${http10kTsx ? ` (${mib(http10kTsx.rssIdleMiB)} MiB under tsx, as \`npm start\` runs it)` : ""} — importing @kubernetes/client-node alone takes ≈ 75 MiB RSS (node itself ≈ 40 MiB) — ` +
+      out.push(`- **RSS misses the goal.** The executor starts at ${mib(ref.rssIdleMiB)} MiB compiled${http10kTsx ? ` (${mib(http10kTsx.rssIdleMiB)} MiB under tsx, as \`npm start\` runs it)` : ""} (section 8 has where the idle memory goes) ` +
         `and each waiting \`http-request\` adds ${fmt(((ref.rssCreatedMiB - ref.rssIdleMiB) * 1024) / (ref.level.n - ref.startFailures))} KiB${http10kMem ? " with the in-memory store" : ""}: an undici Client, a socket and its parser for the call in flight, the run's state, timers and AbortSignals (a heap snapshot of 2,000 runs showed ≈ 20 KiB of V8 heap per run; the rest is native memory and heap headroom). ` +
         (http10kMem ? `With the default run store RSS reached ${mib(http10k.rssLoadMiB)} MiB for ${http10k.level.n - http10k.startFailures} runs (TLS contexts of the concurrent record writes raise the high-water mark). ` : "") +
-        "The addon's Deployment limits the executor to 256 MiB (addon/resources/deployment.cue), so it would be OOM-killed at a few thousand concurrent calls in flight. Proposed: fix the TLS-per-request first (it also lowers the high-water mark), import only the client-node APIs used, and size the limit from these figures (e.g. 512 MiB for 10,000 in-flight calls).");
+        "So a replica is capped by `--max-runs` (default 1,000) and the Deployment's memory limit follows it (addon/resources/deployment.cue; docs/operations.md \"Sizing\").");
     }
     if (obj100 && obj1k) {
       out.push(`- **\`read-object-and-wait\` now follows its object by watch.** Before (commit 19f8ef8, same machine, same day) each waiting step GOT its object every second: ${BEFORE_WATCH.obj1k} for 1,000 waiting steps, and at 10,000 ${BEFORE_WATCH.obj10k}. ` +
@@ -282,12 +297,18 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     if (template && sections.templateCpuMarkdown) out.push(sections.templateCpuMarkdown(template), "", "Reproduce: `npm run bench -- --only template` (no cluster needed).", "");
   }
 
+  // ---- 8 -----------------------------------------------------------------------------------------
+  if (idle || errors["8. idle memory"]) {
+    out.push("## 8. The executor's idle memory", "", failed("8. idle memory"));
+    if (idle && sections.idleMarkdown) out.push(sections.idleMarkdown(idle), "", "Reproduce: `npm run bench -- --only idle`.", "");
+  }
+
   // ---- open problems -----------------------------------------------------------------------------
   out.push("## Open problems", "");
   if (o) out.push(`- Overhead ratio ${fmt(o.ratioMedian)} against the goal 1.05 (section 1): the session confirmation's extra poll, then the template's provider calls.`);
   if (reactWake.length && percentile(reactWake, 95) > 1) out.push(`- Reaction latency with wake-up p95 ${fmt(percentile(reactWake, 95))} s (goal 1 s); without it p95 ${fmt(percentile(reactOurs, 95))} s (KubeVela's backoff).`);
   if (tlsPerCall) out.push("- The kube client's new TLS connection per request: the biggest single cost in the executor (CPU, latency, memory high-water) and a cost to the apiserver.");
-  if (http10k) out.push(`- RSS: ${mib((http10kMem ?? http10k).rssIdleMiB)} MiB before any run; 10,000 concurrent in-flight calls take ${mib((http10kMem ?? http10k).rssLoadMiB)} MiB; the Deployment's 256 MiB limit is too small.`);
+  if (http10k) out.push(`- RSS: ${mib((http10kMem ?? http10k).rssIdleMiB)} MiB before any run; 10,000 concurrent in-flight calls take ${mib((http10kMem ?? http10k).rssLoadMiB)} MiB; above the 256 MiB goal (the Deployment's limit follows --max-runs instead: docs/operations.md "Sizing").`);
   if (obj10k && obj10k.startFailures > 0) out.push(`- Starting 10,000 object waits at once: ${obj10k.startFailures} did not start within ${obj10k.level.createBudgetS ?? 120} s (each start writes a StepRun).`);
   if (hang?.burstMs?.length && hang.controlMs?.length && percentile(hang.burstMs, 50) > 2 * percentile(hang.controlMs, 50)) {
     const poll = hang.pollControlMs?.length ? percentile(hang.pollControlMs, 50) : undefined;

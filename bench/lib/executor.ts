@@ -5,7 +5,7 @@
 //   "tsx":      node --import tsx on the sources, as `npm start` runs server/main.ts.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { usage } from "../../server/config.js";
 import { log, procStat } from "./common.js";
 import { run } from "./cluster.js";
@@ -60,6 +60,16 @@ export interface ExecutorOptions {
   /** Write a V8 CPU profile into this directory on exit (node --cpu-prof). */
   cpuProfDir?: string;
   env?: NodeJS.ProcessEnv;
+  /** Node's own flags (e.g. --max-semi-space-size), before the entry. */
+  nodeFlags?: string[];
+}
+
+/** Node's flags in the image's ENTRYPOINT (Dockerfile): the compiled executor runs with them, as in the cluster. */
+export function imageNodeFlags(): string[] {
+  const m = /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync("Dockerfile", "utf8"));
+  if (!m) throw new Error("the Dockerfile has no ENTRYPOINT [...] line");
+  const argv = JSON.parse(m[1]!) as string[];
+  return argv.slice(1).filter((a) => a.startsWith("--"));
 }
 
 /** Whether server/config.ts knows a flag (the executor's flags change while it is developed). */
@@ -88,7 +98,7 @@ export async function startExecutor(options: ExecutorOptions = {}): Promise<Benc
   const runtime = options.runtime ?? "compiled";
   if (runtime === "compiled") await compileExecutor();
   const token = options.token ?? randomBytes(24).toString("hex");
-  const nodeFlags = ["--expose-gc"];
+  const nodeFlags = ["--expose-gc", ...(runtime === "compiled" ? imageNodeFlags() : []), ...(options.nodeFlags ?? [])];
   if (options.cpuProfDir) nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`);
   const entry = runtime === "compiled" ? [COMPILED_ENTRY] : ["--import", "tsx", "bench/lib/executor-process.ts"];
   const args = [...nodeFlags, ...entry, "--host", "127.0.0.1", "--port", String(options.port ?? 0), "--log-level", "warn", "--shutdown-grace", "1s",
