@@ -25,8 +25,8 @@ export interface CelPoolOptions {
 
 /**
  * 32 MiB: a 1 MiB JSON body converts and evaluates in well under it, and two workers at the limit
- * add ≈ 95 MiB of RSS (64 MiB: ≈ 160 MiB), which the Deployment's 256 MiB limit can still hold
- * next to the executor's ≈ 140 MiB; a worker that fills its heap must not get the pod OOM-killed.
+ * add ≈ 95 MiB of RSS (64 MiB: ≈ 160 MiB), which the Deployment's memory limit holds next to the
+ * executor's own (docs/operations.md "Sizing"); a worker that fills its heap must not get the pod OOM-killed.
  */
 export const celPoolDefaults: CelPoolOptions = { size: 2, timeoutMs: 1_000, maxHeapMiB: 32, maxQueue: 20_000, idleMs: 30_000 };
 
