@@ -112,8 +112,7 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   }
   if (http100 && http1k && http10k) {
     // Issue 16: flat means within ±10 % from 100 to 10,000.
-    const mem1k = withFlags("http", 1000, memStore), mem10k = withFlags("http", 10000, memStore);
-    const memFlat = mem1k && mem10k ? `; in-memory run store ${fmt(mem1k.cpuPerPollUs)} → ${fmt(mem10k.cpuPerPollUs)} µs at 1,000 → 10,000` : "";
+    const memFlat = http1kMem && http10kMem ? `; in-memory run store ${fmt(http1kMem.cpuPerPollUs)} → ${fmt(http10kMem.cpuPerPollUs)} µs at 1,000 → 10,000` : "";
     out.push(`| 3b | executor CPU per poll at 100 → 1,000 → 10,000 waiting steps (1,000 polls/s) | flat (±10 %) | ${fmt(http100.cpuPerPollUs)} → ${fmt(http1k.cpuPerPollUs)} → ${fmt(http10k.cpuPerPollUs)} µs${memFlat}; server p50 ${fmt(http100.server.p50)} → ${fmt(http1k.server.p50)} → ${fmt(http10k.server.p50)} ms | ${ok(Math.abs(http10k.cpuPerPollUs / http100.cpuPerPollUs - 1) <= 0.1)} |`);
   }
   if (http10k) {

@@ -6,7 +6,7 @@
 // URL (from ConfigMap vela-system/step-executor, written by the addon) in an annotation, and, when
 // the executor runs in the cluster, its Service (data.service): the definitions call only while a
 // replica behind it is ready (docs/runs.md, "Outages").
-import { KubeStatusError, type KubeClient } from "../kube/api-client.js";
+import { KubeStatusError, resourcePath, type KubeClient } from "../kube/api-client.js";
 import type { ApplicationWatch, WatchedApplication } from "../kubevela/application-watch.js";
 import type { Logger } from "pino";
 import { namespaceKey } from "./auth.js";
@@ -47,11 +47,10 @@ interface SecretObject {
 }
 
 function secretPath(namespace: string, name?: string): string {
-  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets${name === undefined ? "" : `/${encodeURIComponent(name)}`}`;
+  return resourcePath({ group: "", version: "v1", namespace, plural: "secrets", ...(name === undefined ? {} : { name }) });
 }
 
 export class NamespaceKeys {
-  private readonly core: KubeClient;
   private readonly stopped = new AbortController();
   /** Namespaces whose Secret is known to be current, with the endpoint (endpointKey) it was written with. */
   private readonly current = new Map<string, string>();
@@ -63,7 +62,6 @@ export class NamespaceKeys {
   written = 0;
 
   constructor(private readonly kc: KubeClient, private readonly log: Logger, private readonly o: NamespaceKeysOptions, private readonly applications: ApplicationWatch) {
-    this.core = kc;
     applications.on((e) => {
       // Every namespace again at each listing (a Secret deleted or edited by hand is made good).
       if (e.type === "listed") this.enqueue(() => this.ensureAll(e.applications, true));
@@ -105,15 +103,11 @@ export class NamespaceKeys {
    */
   private async followConfig(): Promise<void> {
     const stop = this.stopped.signal;
-    const path = `/api/v1/namespaces/${encodeURIComponent(this.o.configNamespace)}/configmaps`;
+    const path = resourcePath({ group: "", version: "v1", namespace: this.o.configNamespace, plural: "configmaps" });
     while (!stop.aborted) {
       await new Promise<void>((resolve) => {
-        let controller: AbortController | undefined;
-        const onStop = () => controller?.abort();
-        stop.addEventListener("abort", onStop, { once: true });
-        const done = () => { stop.removeEventListener("abort", onStop); resolve(); };
         const query = { fieldSelector: `metadata.name=${this.o.configName}`, timeoutSeconds: Math.max(1, Math.round(this.o.resyncMs / 1000)) };
-        controller = this.kc.watch(path, query, (type, object) => {
+        this.kc.watch(path, query, (type, object) => {
           const cm = object as { data?: Record<string, string> };
           const e = endpointOf(cm.data);
           const key = e && endpointKey(e);
@@ -121,15 +115,14 @@ export class NamespaceKeys {
             this.known = key;
             this.applications.resync();
           }
-        }, done);
-        if (stop.aborted) controller.abort();
+        }, () => resolve(), stop);
       });
       await sleep(1_000, stop).catch(() => undefined);
     }
   }
 
   private async endpoint(): Promise<Endpoint> {
-    const cm = await this.core.request<{ data?: Record<string, string> }>("GET", `/api/v1/namespaces/${encodeURIComponent(this.o.configNamespace)}/configmaps/${encodeURIComponent(this.o.configName)}`);
+    const cm = await this.kc.request<{ data?: Record<string, string> }>("GET", resourcePath({ group: "", version: "v1", namespace: this.o.configNamespace, plural: "configmaps", name: this.o.configName }));
     const e = endpointOf(cm.data);
     if (!e) throw new Error(`ConfigMap ${this.o.configNamespace}/${this.o.configName} has no data.url (enable the step-executor addon)`);
     this.known = endpointKey(e);
@@ -159,13 +152,13 @@ export class NamespaceKeys {
     };
     let existing: SecretObject | undefined;
     try {
-      existing = await this.core.request<SecretObject>("GET", secretPath(namespace, KEY_SECRET));
+      existing = await this.kc.request<SecretObject>("GET", secretPath(namespace, KEY_SECRET));
     } catch (err) {
       if (!(err instanceof KubeStatusError && err.code === 404)) throw err;
     }
     if (!existing) {
       try {
-        await this.core.request("POST", secretPath(namespace), { body: desired });
+        await this.kc.request("POST", secretPath(namespace), { body: desired });
         this.written++;
         this.log.info({ namespace }, "wrote the namespace's step-executor Secret");
       } catch (err) {
@@ -176,7 +169,7 @@ export class NamespaceKeys {
       // within seconds, and a write to the Application during its first reconcile could drop a session.
     } else if (existing.data?.key !== desired.data!.key || existing.metadata?.annotations?.[URL_ANNOTATION] !== endpoint.url
       || existing.metadata?.annotations?.[SERVICE_ANNOTATION] !== endpoint.service) {
-      await this.core.request("PUT", secretPath(namespace, KEY_SECRET), {
+      await this.kc.request("PUT", secretPath(namespace, KEY_SECRET), {
         body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata?.resourceVersion } },
       });
       this.written++;

@@ -12,9 +12,12 @@ import { loadKubeAccess, type KubeAccess } from "./kubeconfig.js";
 /** The API server answered with a status outside 2xx; `body` is its Status object (or text). */
 export class KubeStatusError extends Error {
   override name = "KubeStatusError";
+  /** The Status's message ("" when there is none). */
+  readonly detail: string;
   constructor(readonly code: number, readonly body: unknown) {
-    const message = typeof body === "object" && body && typeof (body as { message?: unknown }).message === "string" ? (body as { message: string }).message : "";
-    super(`HTTP ${code}${message ? ` ${message}` : ""}`);
+    const detail = typeof body === "object" && body && typeof (body as { message?: unknown }).message === "string" ? (body as { message: string }).message : "";
+    super(`HTTP ${code}${detail ? ` ${detail}` : ""}`);
+    this.detail = detail;
   }
   /** The Status's reason (NotFound, AlreadyExists, Conflict, …), "" when there is none. */
   get reason(): string {
@@ -45,6 +48,19 @@ export function resourcePath(r: { group: string; version: string; plural: string
   parts.push(r.plural);
   if (r.name !== undefined) parts.push(r.name);
   return "/" + parts.map(encodeURIComponent).join("/");
+}
+
+/** A whole answer: its JSON, or its text when it is not JSON (undefined when empty). */
+function readBody(res: http.IncomingMessage, onBody: (parsed: unknown) => void, onError: (err: Error) => void): void {
+  const chunks: Buffer[] = [];
+  res.on("data", (c: Buffer) => chunks.push(c));
+  res.on("error", onError);
+  res.on("end", () => {
+    const text = Buffer.concat(chunks).toString("utf8");
+    let parsed: unknown = text;
+    try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON: kept as text */ }
+    onBody(parsed);
+  });
 }
 
 export class KubeClient {
@@ -93,51 +109,39 @@ export class KubeClient {
     const headers: Record<string, string> = body ? { "content-type": o.contentType ?? "application/json", "content-length": String(body.length) } : {};
     const timeoutMs = o.timeoutMs ?? 30_000;
     return new Promise<T>((resolve, reject) => {
-      this.open(method, path, o.query, headers, timeoutMs, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("error", reject);
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let parsed: unknown = text;
-          try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON: kept as text */ }
-          const code = res.statusCode ?? 0;
-          if (code >= 200 && code < 300) resolve(parsed as T);
-          else reject(new KubeStatusError(code, parsed));
-        });
-      }, reject).then((req) => req.end(body), reject);
+      this.open(method, path, o.query, headers, timeoutMs, (res) => readBody(res, (parsed) => {
+        const code = res.statusCode ?? 0;
+        if (code >= 200 && code < 300) resolve(parsed as T);
+        else reject(new KubeStatusError(code, parsed));
+      }, reject), reject).then((req) => req.end(body), reject);
     });
   }
 
   /**
    * Follows `path` with ?watch=true: `onEvent` for each event, `done` once when the watch ends
    * (null: the server closed it or it was aborted; else the error, a KubeStatusError when the
-   * API server refused it). Abort the returned controller to stop.
+   * API server refused it). Abort the returned controller, or `signal`, to stop.
    */
-  watch(path: string, query: RequestOptions["query"], onEvent: WatchHandler, done: (err: Error | null) => void): AbortController {
+  watch(path: string, query: RequestOptions["query"], onEvent: WatchHandler, done: (err: Error | null) => void, signal?: AbortSignal): AbortController {
     const controller = new AbortController();
     let ended = false;
     let req: http.ClientRequest | undefined;
+    const stop = () => controller.abort();
     const end = (err: Error | null) => {
       if (ended) return;
       ended = true;
+      signal?.removeEventListener("abort", stop);
       req?.destroy();
       done(controller.signal.aborted ? null : err);
     };
     controller.signal.addEventListener("abort", () => end(null), { once: true });
+    // The caller's stop (e.g. the executor shutting down) ends the watch as an abort does.
+    if (signal?.aborted) controller.abort();
+    else signal?.addEventListener("abort", stop, { once: true });
+    if (ended) return controller;
     // No timeout: the API server ends a watch after its timeoutSeconds; callers guard against silence.
     this.open("GET", path, { ...query, watch: true }, {}, 0, (res) => {
-      if (res.statusCode !== 200) {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          let parsed: unknown = Buffer.concat(chunks).toString("utf8");
-          try { parsed = JSON.parse(parsed as string); } catch { /* text */ }
-          end(new KubeStatusError(res.statusCode ?? 0, parsed));
-        });
-        res.on("error", end);
-        return;
-      }
+      if (res.statusCode !== 200) return readBody(res, (parsed) => end(new KubeStatusError(res.statusCode ?? 0, parsed)), end);
       res.socket?.setKeepAlive(true, 30_000);
       const lines = createInterface({ input: res, crlfDelay: Infinity });
       lines.on("line", (line) => {

@@ -1,6 +1,6 @@
 // Reads from the Kubernetes API. Writes are KubeVela's job (kube.#Apply in the templates), so
 // objects stay tracked and garbage-collected with their Application.
-import { KubeClient, KubeStatusError } from "./api-client.js";
+import { KubeClient, KubeStatusError, resourcePath } from "./api-client.js";
 import { ApplicationLookup, type ApplicationMeta } from "../kubevela/applications.js";
 import { TerminalError } from "../shared/errors.js";
 import { apiVersionProblem, clusterProblem, isSecretResource, kindProblem, namespaceProblem, nameProblem, type KubeObject, type ObjectRef } from "./object-ref.js";
@@ -256,7 +256,7 @@ function makeReader(kc: KubeClient, as: Impersonation | undefined, shared: Share
       const problem = namespaceProblem(namespace) ?? nameProblem(name);
       if (problem) throw new RefusedReadError(`refused to read Secret ${namespace}/${name}: ${problem}`);
       try {
-        const secret = await kc.request<{ data?: Record<string, string>; stringData?: Record<string, string> }>("GET", `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`);
+        const secret = await kc.request<{ data?: Record<string, string>; stringData?: Record<string, string> }>("GET", resourcePath({ group: "", version: "v1", namespace, plural: "secrets", name }));
         const data: Record<string, string> = {};
         for (const [k, v] of Object.entries(secret.data ?? {})) data[k] = Buffer.from(v, "base64").toString("utf8");
         for (const [k, v] of Object.entries(secret.stringData ?? {})) data[k] = v;
@@ -290,23 +290,13 @@ function withKind(obj: KubeObject, ref: ObjectRef): KubeObject {
 
 /** A 404 for the object itself; a 404 from API discovery (unknown group/version) is not one. */
 function isObjectNotFound(err: unknown): boolean {
-  if (!(err instanceof KubeStatusError) || err.code !== 404) return false;
-  try {
-    const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
-    return body?.reason === "NotFound";
-  } catch {
-    return false;
-  }
+  return err instanceof KubeStatusError && err.code === 404 && err.reason === "NotFound";
 }
 
 /** A 403 met while impersonating, explained: who was refused what, and what to grant. */
 function forbidden(err: unknown, what: string, as: Impersonation, cluster?: string): ForbiddenReadError | undefined {
   if (!(err instanceof KubeStatusError) || err.code !== 403) return undefined;
-  let reason = "";
-  try {
-    const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
-    reason = typeof body?.message === "string" ? body.message : "";
-  } catch { /* body was not JSON */ }
+  const reason = err.detail;
   const who = describeIdentity(as);
   const from = as.user
     ? `(the Application's identity in KubeVela: annotation ${USERNAME_ANNOTATION}, or KubeVela's default user when its AuthenticateApplication is on and the Application names no one; the executor reads as it, as KubeVela applies as it)`
@@ -332,13 +322,7 @@ function forbidden(err: unknown, what: string, as: Impersonation, cluster?: stri
 
 /** Keeps the API server's reason but not the whole response dump the client puts in messages. */
 function wrapError(err: unknown, what: string): Error {
-  if (err instanceof KubeStatusError) {
-    let reason = "";
-    try {
-      const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
-      reason = body?.message ?? "";
-    } catch { /* body was not JSON */ }
-    return new Error(`${what}: HTTP ${err.code}${reason ? ` ${reason}` : ""}`);
-  }
+  // The error's own message is the status and the API server's reason (server/kube/api-client.ts).
+  if (err instanceof KubeStatusError) return new Error(`${what}: ${err.message}`);
   return new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }

@@ -205,8 +205,6 @@ class SharedFeed {
     return new Promise((resolve) => {
       let outcome: "ended" | "expired" | "denied" | "error" = "ended";
       let controller: AbortController | undefined;
-      const onStop = () => controller?.abort();
-      stop.addEventListener("abort", onStop, { once: true });
       const timeoutSeconds = Math.round(this.o.watchTimeoutS * (1 + Math.random() / 5));
       // A connection that died without a close (a dropped network path) would leave the watch
       // silent for ever: the API server ends it after timeoutSeconds, so past that it is renewed here.
@@ -214,7 +212,6 @@ class SharedFeed {
       const guard = setTimeout(() => { silent = true; controller?.abort(); }, (timeoutSeconds + 30) * 1000);
       const finish = (err: Error | null) => {
         clearTimeout(guard);
-        stop.removeEventListener("abort", onStop);
         if (err && outcome === "ended" && !silent) outcome = err instanceof KubeStatusError && err.code === 403 ? "denied" : "error";
         resolve(outcome);
       };
@@ -235,7 +232,7 @@ class SharedFeed {
           outcome = object?.code === 410 ? "expired" : "error";
           controller?.abort();
         }
-      }, finish);
+      }, finish, stop);
     });
   }
 }

@@ -3,6 +3,7 @@
 // ends KubeVela gives steps on its own (server/kubevela/step-lifecycle.ts). Re-listed every `resyncMs`
 // (and on demand), so a missed event is made good.
 import { resourcePath, type KubeClient } from "../kube/api-client.js";
+import { APPLICATIONS } from "./applications.js";
 import type { Logger } from "pino";
 import { describeError } from "../shared/errors.js";
 import { sleep } from "../shared/retry.js";
@@ -22,14 +23,12 @@ export type ApplicationEvent =
   | { type: "added" | "modified" | "deleted"; application: WatchedApplication };
 
 export class ApplicationWatch {
-  private readonly api: KubeClient;
   private readonly listeners: ((e: ApplicationEvent) => void)[] = [];
   private readonly stopped = new AbortController();
   private loop: Promise<void> | undefined;
   private relist: () => void = () => {};
 
   constructor(private readonly kc: KubeClient, private readonly log: Logger, private readonly resyncMs = 5 * 60_000) {
-    this.api = kc;
   }
 
   on(listener: (e: ApplicationEvent) => void): void {
@@ -68,7 +67,7 @@ export class ApplicationWatch {
       const again = new AbortController();
       this.relist = () => again.abort();
       try {
-        const list = (await this.api.request("GET", resourcePath({ group: "core.oam.dev", version: "v1beta1", plural: "applications" }))) as
+        const list = (await this.kc.request("GET", resourcePath(APPLICATIONS))) as
           { items?: WatchedApplication[]; metadata?: { resourceVersion?: string } };
         this.emit({ type: "listed", applications: list.items ?? [] });
         failures = 0;
@@ -85,19 +84,16 @@ export class ApplicationWatch {
   private follow(resourceVersion: string, signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       let controller: AbortController | undefined;
-      const onAbort = () => controller?.abort();
-      signal.addEventListener("abort", onAbort, { once: true });
       // A connection that died without a close would leave the watch silent for ever.
       const guard = setTimeout(() => controller?.abort(), this.resyncMs + 30_000);
-      const done = () => { clearTimeout(guard); signal.removeEventListener("abort", onAbort); resolve(); };
+      const done = () => { clearTimeout(guard); resolve(); };
       const query = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.round(this.resyncMs / 1000)) };
-      controller = this.kc.watch("/apis/core.oam.dev/v1beta1/applications", query, (type, object) => {
+      controller = this.kc.watch(resourcePath(APPLICATIONS), query, (type, object) => {
         const application = object as WatchedApplication;
         if (type === "ADDED") this.emit({ type: "added", application });
         else if (type === "MODIFIED") this.emit({ type: "modified", application });
         else if (type === "DELETED") this.emit({ type: "deleted", application });
-      }, done);
-      if (signal.aborted) controller.abort();
+      }, done, signal);
     });
   }
 }

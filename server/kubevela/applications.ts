@@ -7,6 +7,9 @@ import { apiError } from "../shared/errors.js";
 import { timed } from "../shared/retry.js";
 import { allSteps, type StepStatus } from "./workflow-status.js";
 
+/** KubeVela's Application resource, for server/kube/api-client.ts resourcePath. */
+export const APPLICATIONS = { group: "core.oam.dev", version: "v1beta1", plural: "applications" } as const;
+
 export interface ApplicationMeta {
   uid?: string;
   annotations: Record<string, string>;
@@ -71,7 +74,7 @@ export class ApplicationLookup {
     let meta: ApplicationMeta | null;
     try {
       const app = (await timed(
-        this.api.request("GET", resourcePath({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name })),
+        this.api.request("GET", resourcePath({ ...APPLICATIONS, namespace, name })),
         this.o.requestTimeoutMs, "reading the Application",
       )) as { metadata?: { uid?: string; annotations?: Record<string, string> }; status?: { workflow?: { steps?: StepStatus[] } } };
       meta = { ...(app.metadata?.uid ? { uid: app.metadata.uid } : {}), annotations: app.metadata?.annotations ?? {}, endedSessions: endedSessions(app.status?.workflow?.steps) };

@@ -3,6 +3,7 @@
 // so from then on the session is the run's for good and its side effect may start. Reading the
 // status saves waiting for KubeVela's second poll, which comes only after its wait backoff (1 s).
 import { resourcePath, type KubeClient } from "../kube/api-client.js";
+import { APPLICATIONS } from "./applications.js";
 import { allSteps, type StepStatus } from "./workflow-status.js";
 import type { RunIdentity } from "../contract/run.js";
 
@@ -29,7 +30,7 @@ export class ApplicationSessionProbe implements SessionProbe {
 
   async stored(run: RunIdentity): Promise<boolean> {
     try {
-      const app = (await this.api.request("GET", resourcePath({ group: "core.oam.dev", version: "v1beta1", namespace: run.namespace, plural: "applications", name: run.application }))) as AppStatus;
+      const app = (await this.api.request("GET", resourcePath({ ...APPLICATIONS, namespace: run.namespace, name: run.application }))) as AppStatus;
       return holdsSession(app.status?.workflow?.steps, run.step, run.session);
     } catch {
       // Unknown (the Application is gone, the API is unreachable): KubeVela's second poll confirms instead.

@@ -9,6 +9,7 @@
 // and is checked again) and only while the patch answers still show a filter (one removed, e.g.
 // in Git, is checked again on the next wake).
 import { MERGE_PATCH, resourcePath, type KubeClient } from "../kube/api-client.js";
+import { APPLICATIONS } from "./applications.js";
 import type { Logger } from "pino";
 import { describeError } from "../shared/errors.js";
 
@@ -83,7 +84,7 @@ export class ApplicationWaker implements Waker {
     try {
       let uid = this.filtered.get(key);
       if (uid === undefined) {
-        const app = (await this.api.request("GET", resourcePath({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name }))) as AppMeta;
+        const app = (await this.api.request("GET", resourcePath({ ...APPLICATIONS, namespace, name }))) as AppMeta;
         uid = app.metadata?.uid;
         const filter = app.metadata?.annotations?.[FILTER_ANNOTATION];
         if (filter === undefined) {
@@ -98,7 +99,7 @@ export class ApplicationWaker implements Waker {
       // The uid makes the API server refuse the patch (422, uid immutable) if the Application was
       // deleted and re-created since it was checked.
       if (uid) metadata.uid = uid;
-      const patched = (await this.api.request("PATCH", resourcePath({ group: "core.oam.dev", version: "v1beta1", namespace, plural: "applications", name }), { body: { metadata }, query: { fieldManager: FIELD_MANAGER }, contentType: MERGE_PATCH })) as AppMeta;
+      const patched = (await this.api.request("PATCH", resourcePath({ ...APPLICATIONS, namespace, name }), { body: { metadata }, query: { fieldManager: FIELD_MANAGER }, contentType: MERGE_PATCH })) as AppMeta;
       if (this.filtered.size > 10_000) this.filtered.clear();
       if (uid && patched.metadata?.annotations?.[FILTER_ANNOTATION] !== undefined) this.filtered.set(key, uid);
       else this.filtered.delete(key); // the filter is gone (removed in Git?): check on the next wake

@@ -5,7 +5,7 @@
 // lastTimestamp and the latest message), and new Events per Application are rate-limited, so a
 // retry loop cannot flood the API server. Messages arrive redacted (server/observe/observe.ts).
 import { randomBytes } from "node:crypto";
-import { MERGE_PATCH, type KubeClient } from "../kube/api-client.js";
+import { MERGE_PATCH, resourcePath, type KubeClient } from "../kube/api-client.js";
 import type { Logger } from "pino";
 import { ApplicationLookup } from "../kubevela/applications.js";
 import { describeError } from "../shared/errors.js";
@@ -160,7 +160,7 @@ export class ApplicationEvents {
       reportingInstance: this.identity.slice(0, 128),
     };
     try {
-      await this.core.request("POST", `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body });
+      await this.core.request("POST", resourcePath({ group: "", version: "v1", namespace, plural: "events" }), { body });
       agg.written = this.now();
       this.count(reason, "created");
     } catch (err) {
@@ -173,7 +173,7 @@ export class ApplicationEvents {
   private async patch(namespace: string, agg: Aggregate): Promise<void> {
     const body = { count: agg.count, message: agg.message, type: agg.type, lastTimestamp: new Date(agg.last).toISOString() };
     try {
-      await this.core.request("PATCH", `/api/v1/namespaces/${encodeURIComponent(namespace)}/events/${encodeURIComponent(agg.name)}`, { body, contentType: MERGE_PATCH });
+      await this.core.request("PATCH", resourcePath({ group: "", version: "v1", namespace, plural: "events", name: agg.name }), { body, contentType: MERGE_PATCH });
       agg.written = this.now();
     } catch (err) {
       // Gone (expired, deleted) or never created: the next repeat after the window makes a new one.
