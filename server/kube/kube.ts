@@ -92,9 +92,18 @@ export function createKubeReader(kc: KubeClient, watches = new ObjectWatches(), 
  */
 /** `defaultUser`: KubeVela's AuthenticateApplication is on and acts as this user for an Application that names nobody. */
 export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; application: string }, defaultUser?: string): KubeReader {
-  let resolved: Promise<KubeReader> | undefined;
-  const reader = () => {
-    resolved ??= kube.application(run.namespace, run.application).then((app) => {
+  return new RunKubeReader(kube, run, defaultUser);
+}
+
+// A class, not an object of closures: every waiting run holds one (docs/operations.md "Sizing").
+class RunKubeReader implements KubeReader {
+  private resolved: Promise<KubeReader> | undefined;
+
+  constructor(private readonly kube: KubeReader, private readonly run: { namespace: string; application: string }, private readonly defaultUser: string | undefined) {}
+
+  private reader(): Promise<KubeReader> {
+    const { kube, run, defaultUser } = this;
+    this.resolved ??= kube.application(run.namespace, run.application).then((app) => {
       // KubeVela's own rule (pkg/auth/userinfo.go GetUserInfoInAnnotation): the username wins, then the ServiceAccount.
       const annotations = app?.annotations ?? {};
       const user = annotations[USERNAME_ANNOTATION];
@@ -105,20 +114,39 @@ export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; app
       // With AuthenticateApplication on, KubeVela acts as its default user for such an Application: so do its steps.
       return defaultUser ? kube.impersonatingUser(run.namespace, defaultUser, groups) : kube;
     }, (err: unknown) => {
-      resolved = undefined;
+      this.resolved = undefined;
       throw err;
     });
-    return resolved;
-  };
-  return {
-    readObject: async (ref) => (await reader()).readObject(ref),
-    watchObject: (ref) => lazyFeed(async () => (await reader()).watchObject(ref)),
-    readSecret: async (namespace, name) => (await reader()).readSecret(namespace, name),
-    impersonating: (namespace, name) => kube.impersonating(namespace, name),
-    impersonatingUser: (namespace, user, groups) => kube.impersonatingUser(namespace, user, groups),
-    describeKind: (apiVersion, kind, cluster) => kube.describeKind(apiVersion, kind, cluster),
-    application: (namespace, name) => kube.application(namespace, name),
-  };
+    return this.resolved;
+  }
+
+  async readObject(ref: ObjectRef) {
+    return (await this.reader()).readObject(ref);
+  }
+
+  watchObject(ref: ObjectRef) {
+    return lazyFeed(async () => (await this.reader()).watchObject(ref));
+  }
+
+  async readSecret(namespace: string, name: string) {
+    return (await this.reader()).readSecret(namespace, name);
+  }
+
+  impersonating(namespace: string, name: string) {
+    return this.kube.impersonating(namespace, name);
+  }
+
+  impersonatingUser(namespace: string, user: string, groups: readonly string[]) {
+    return this.kube.impersonatingUser(namespace, user, groups);
+  }
+
+  describeKind(apiVersion: string, kind: string, cluster?: string) {
+    return this.kube.describeKind(apiVersion, kind, cluster);
+  }
+
+  application(namespace: string, name: string) {
+    return this.kube.application(namespace, name);
+  }
 }
 
 /** A feed opened once its reader is known; until then a failed look (the Application could not be read) is the feed's error, retried on the next read. */

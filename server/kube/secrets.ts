@@ -18,19 +18,28 @@ export interface SecretResolver {
 }
 
 export function createSecretResolver(kube: KubeReader, namespace: string, redactor: Redactor): SecretResolver {
-  return {
-    async resolve(ref) {
-      const data = await kube.readSecret(namespace, ref.name);
-      if (!data) throw new SecretMissingError(`Secret ${namespace}/${ref.name} not found`);
-      const value = data[ref.key];
-      if (value === undefined) {
-        const keys = Object.keys(data);
-        throw new SecretMissingError(`Secret ${namespace}/${ref.name} has no key "${ref.key}"` +
-          (keys.length ? ` (it has: ${keys.join(", ")})` : " (it is empty)"));
-      }
-      redactor.add(value);
-      return value;
-    },
-    register: (value) => redactor.add(value),
-  };
+  return new RunSecrets(kube, namespace, redactor);
+}
+
+// A class, not an object of closures: every waiting run holds one.
+class RunSecrets implements SecretResolver {
+  constructor(private readonly kube: KubeReader, private readonly namespace: string, private readonly redactor: Redactor) {}
+
+  async resolve(ref: SecretKeyRef): Promise<string> {
+    const { namespace } = this;
+    const data = await this.kube.readSecret(namespace, ref.name);
+    if (!data) throw new SecretMissingError(`Secret ${namespace}/${ref.name} not found`);
+    const value = data[ref.key];
+    if (value === undefined) {
+      const keys = Object.keys(data);
+      throw new SecretMissingError(`Secret ${namespace}/${ref.name} has no key "${ref.key}"` +
+        (keys.length ? ` (it has: ${keys.join(", ")})` : " (it is empty)"));
+    }
+    this.redactor.add(value);
+    return value;
+  }
+
+  register(value: string): void {
+    this.redactor.add(value);
+  }
 }

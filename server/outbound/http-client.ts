@@ -199,10 +199,17 @@ export function createHttpClient(options: Partial<HttpClientOptions> = {}, metri
     : err instanceof HostBusyError ? "busy" : "error";
 
   async function send(req: OutboundRequest): Promise<OutboundResponse> {
-    const signals = [AbortSignal.timeout(req.timeoutMs), ...(req.signal ? [req.signal] : [])];
-    const signal = AbortSignal.any(signals);
-    const release = await limiter.acquire(req.url.host, signal);
+    // One controller for the timeout and the caller's signal, not AbortSignal.timeout + any: every
+    // waiting http-request holds a call in flight, and AbortSignal.any keeps Sets and WeakRefs per source.
+    const abort = new AbortController();
+    const { signal } = abort;
+    const timer = setTimeout(() => abort.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")), req.timeoutMs).unref();
+    const onAbort = () => abort.abort(req.signal!.reason);
+    if (req.signal?.aborted) onAbort();
+    else req.signal?.addEventListener("abort", onAbort, { once: true });
+    let release: (() => void) | undefined;
     try {
+      release = await limiter.acquire(req.url.host, signal);
       const res = await request(req.url, {
         method: req.method as never,
         headers: req.headers,
@@ -236,7 +243,9 @@ export function createHttpClient(options: Partial<HttpClientOptions> = {}, metri
         truncated,
       };
     } finally {
-      release();
+      clearTimeout(timer);
+      req.signal?.removeEventListener("abort", onAbort);
+      release?.();
     }
   }
 

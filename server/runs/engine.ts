@@ -13,21 +13,16 @@ import { kubeReaderForRun, type KubeReader } from "../kube/kube.js";
 import { outputsTooLarge } from "../shared/outputs.js";
 import { Redactor } from "../shared/redact.js";
 import { sleep } from "../shared/retry.js";
-import { runKey, selfOnly, StoreRejectedError, StoreUnavailableError, type Liveness, type RunRecord, type RunStore, type RunUpdate } from "./store.js";
+import { runKey, selfOnly, StoreRejectedError, StoreUnavailableError, type Liveness, type RunRecord, type RunStore } from "./store.js";
 import { createSecretResolver } from "../kube/secrets.js";
-import { noObserver, type RunObserver, type RunOutcome } from "../observe/observe.js";
+import { noObserver, type RunObserver } from "../observe/observe.js";
 import type { SessionProbe } from "../kubevela/session-probe.js";
 import { noWake, type Waker } from "../kubevela/wake.js";
-import type { StepContext, StepKind, StepTuning } from "../contract/step.js";
+import type { StepKind, StepTuning } from "../contract/step.js";
 import type { RunIdentity, StepResult } from "../contract/run.js";
+import { ActiveRun, RunContext, RunLostError, type RunView } from "./active-run.js";
 
-export interface RunView {
-  phase: RunRecord["phase"];
-  message: string;
-  outputs: Record<string, unknown>;
-  /** The template may write what the step kind admitted (StepKind.admit). */
-  approved?: true;
-}
+export type { RunView } from "./active-run.js";
 
 export interface EngineDeps {
   store: RunStore;
@@ -88,122 +83,6 @@ export interface EngineDeps {
 export function newExecutorIdentity(): string {
   const host = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40) || "executor";
   return `${host}-${randomBytes(4).toString("hex")}`;
-}
-
-class RunLostError extends Error {
-  constructor() {
-    super("another executor took this run over");
-  }
-}
-
-/** One run this executor works on: its latest stored record, its signals and its serialized writes. */
-class ActiveRun {
-  message: string;
-  result: RunView | undefined;
-  lost = false;
-  /** This executor answered a later poll of the run (see RunRecord.acknowledged). */
-  acknowledged = false;
-  /** Polls waiting for this run's first answer (firstAnswerWaitMs): they carry the result themselves. */
-  pollsWaiting = 0;
-  /** The step only reads (StepKind.pure). */
-  pure = false;
-  /** Resolved at the step's first progress report: a wait has looked once and goes on waiting. */
-  readonly looked: Promise<void>;
-  private markLooked!: () => void;
-  /** Why KubeVela ended the run's step on its own (RunEngine.cancel); the run ends failed with it. */
-  cancelled: string | undefined;
-  /** How the run ended here, for the observer; unset means another executor took it (lost). */
-  outcome: RunOutcome | undefined;
-  /** Aborted at a handover: waits end, a side effect in flight finishes. */
-  readonly soft = new AbortController();
-  /** Aborted when everything must stop, a side effect in flight included. */
-  readonly hard = new AbortController();
-  /** Aborted when KubeVela ended the step (RunEngine.cancel): the work stops, the record is still written. */
-  readonly stop = new AbortController();
-  readonly signal = AbortSignal.any([this.soft.signal, this.hard.signal, this.stop.signal]);
-  readonly effectSignal = AbortSignal.any([this.hard.signal, this.stop.signal]);
-  done: Promise<void> = Promise.resolve();
-  private chain: Promise<void> = Promise.resolve();
-  private progressTimer: NodeJS.Timeout | undefined;
-  private lastProgressWrite = 0;
-
-  constructor(
-    public record: RunRecord,
-    private readonly store: RunStore,
-    private readonly identity: string,
-    private readonly log: Logger,
-    private readonly now: () => number,
-    private readonly progressWriteMs: number,
-  ) {
-    this.message = record.message;
-    this.looked = new Promise((r) => (this.markLooked = r));
-  }
-
-  view(): RunView {
-    return this.result ?? { phase: "running", message: this.message, outputs: {} };
-  }
-
-  /** KubeVela stored the run's session (RunRecord.acknowledged), so waking its Application is safe. */
-  get wakeable(): boolean {
-    return this.acknowledged || !!this.record.acknowledged;
-  }
-
-  /** Queues a compare-and-swap write; `required` writes retry until stored, lost or hard-aborted. */
-  write(update: RunUpdate, required: boolean): Promise<void> {
-    const p = this.chain.then(() => this.writeNow(update, required));
-    this.chain = p.catch(() => undefined);
-    return p;
-  }
-
-  progress(message: string) {
-    this.markLooked();
-    if (message === this.message) return;
-    this.message = message;
-    if (this.progressTimer) return;
-    const wait = Math.max(0, this.lastProgressWrite + this.progressWriteMs - this.now());
-    this.progressTimer = setTimeout(() => {
-      this.progressTimer = undefined;
-      if (this.result || this.lost || this.signal.aborted) return;
-      this.lastProgressWrite = this.now();
-      this.write({ message: this.message }, false).catch(() => undefined);
-    }, wait);
-    this.progressTimer.unref();
-  }
-
-  stopProgress() {
-    clearTimeout(this.progressTimer);
-    this.progressTimer = undefined;
-  }
-
-  private async writeNow(update: RunUpdate, required: boolean): Promise<void> {
-    for (let i = 1; ; i++) {
-      if (this.lost) throw new RunLostError();
-      try {
-        const next = await this.store.update(this.record, update);
-        if (next) {
-          this.record = next;
-          return;
-        }
-        // Someone else wrote the record: still ours, or taken over?
-        const fresh = await this.store.get(this.record.run);
-        if (!fresh || fresh.holder !== this.identity || fresh.phase !== "running") {
-          this.lost = true;
-          this.log.warn({ holder: fresh?.holder, phase: fresh?.phase }, "run lost: another executor took it over; stopping it here");
-          this.hard.abort(new RunLostError());
-          throw new RunLostError();
-        }
-        this.record = fresh;
-      } catch (err) {
-        if (err instanceof RunLostError || err instanceof StoreRejectedError || !required || this.hard.signal.aborted) throw err;
-        if (i === 1 || i % 10 === 0) this.log.warn({ err: describeError(err), attempt: i }, "cannot write the run record; retrying");
-        try {
-          await sleep(Math.min(5_000, 100 * 2 ** Math.min(i, 6)), this.hard.signal);
-        } catch {
-          throw err;
-        }
-      }
-    }
-  }
 }
 
 export class RunEngine {
@@ -474,43 +353,17 @@ export class RunEngine {
   private start(kind: StepKind, prepared: unknown, record: RunRecord, resumed: Record<string, unknown> | undefined): ActiveRun {
     const { store, log: baseLog } = this.deps;
     this.deferred.delete(record.key);
-    const log = baseLog.child({ run: record.key, kind: kind.kind });
-    const active = new ActiveRun(record, store, this.identity, log, this.now, this.deps.progressWriteMs ?? 1_000);
+    const active = new ActiveRun(record, store, this.identity, baseLog, kind.kind, this.now, this.deps.progressWriteMs ?? 1_000);
     active.pure = kind.pure === true;
     const redactor = new Redactor();
     // Every read of the run, Secrets included, as the Application's ServiceAccount if it names one.
     const kube = kubeReaderForRun(this.deps.kube, record.run, this.deps.authenticationDefaultUser);
     const startedAt = this.now();
     const about = { kind: kind.kind, run: record.run };
-    const ctx: StepContext = {
-      run: record.run,
-      signal: active.signal,
-      effectSignal: active.effectSignal,
-      journal: {
-        resumed,
-        record: (state) => active.write({ checkpoint: redactor.apply(state) }, true),
-      },
-      progress: (message) => {
-        const m = redactor.apply(message);
-        if (m !== active.message) log.debug({ message: m }, "progress");
-        active.progress(m);
-      },
-      retrying: (message) => {
-        const m = redactor.apply(message);
-        log.info({ message: m }, "retrying");
-        this.observer.retrying({ ...about, message: m });
-        active.progress(m);
-      },
-      kube,
-      secrets: createSecretResolver(kube, record.run.namespace, redactor),
-      redact: (value) => redactor.apply(value),
-      http: this.deps.http,
-      log,
-      tuning: this.deps.tuning,
-      now: this.now,
-      sleep: (ms) => sleep(ms, active.signal),
-    };
-    log.info({ attempts: record.attempts }, resumed ? "run resumed" : "run started");
+    const ctx = new RunContext(active, redactor, this.observer, resumed, kube, this.deps.http, this.deps.tuning, this.now,
+      createSecretResolver(kube, record.run.namespace, redactor));
+    // The base logger with the run's fields: a child logger per run would stay with every waiting run.
+    baseLog.info({ run: record.key, kind: kind.kind, attempts: record.attempts }, resumed ? "run resumed" : "run started");
     this.observer.started({ ...about, resumed: record.attempts > 1, attempts: record.attempts });
     active.done = (async () => {
       let result: StepResult;
@@ -522,10 +375,10 @@ export class RunEngine {
           result = { phase: "failed", message: active.cancelled };
         } else if (active.signal.aborted) {
           active.outcome = "handed-over";
-          await this.release(active, log);
+          await this.release(active);
           return;
         } else {
-          if (!(err instanceof TerminalError)) log.error({ err: describeError(err) }, "step failed unexpectedly");
+          if (!(err instanceof TerminalError)) active.log.error({ err: describeError(err) }, "step failed unexpectedly");
           result = { phase: "failed", message: describeError(err) };
         }
       }
@@ -542,7 +395,7 @@ export class RunEngine {
       } catch (err) {
         if (err instanceof RunLostError) return;
         if (!(err instanceof StoreRejectedError)) {
-          log.error({ err: describeError(err) }, "the run's result could not be stored before shutdown; the executor that takes the run over repeats its last step");
+          active.log.error({ err: describeError(err) }, "the run's result could not be stored before shutdown; the executor that takes the run over repeats its last step");
           active.outcome = "handed-over";
           return;
         }
@@ -551,12 +404,12 @@ export class RunEngine {
         try {
           await active.write({ phase: "failed", message, outputs: {}, finishedAt: this.now() }, true);
         } catch (err2) {
-          log.error({ err: describeError(err2) }, "the run's result could not be stored");
+          active.log.error({ err: describeError(err2) }, "the run's result could not be stored");
           return;
         }
       }
       active.outcome = active.result.phase === "succeeded" ? "succeeded" : "failed";
-      log.info({ phase: active.result.phase, message: active.result.message }, "run finished");
+      baseLog.info({ run: record.key, kind: kind.kind, phase: active.result.phase, message: active.result.message }, "run finished");
       // Only once KubeVela stored the run's session: a write to the Application while the
       // reconcile that first ran the step is still under way makes that reconcile's status write
       // fail, and KubeVela then gives the step a new session, i.e. a new run (docs/runs.md).
@@ -591,18 +444,18 @@ export class RunEngine {
     if (!a || a.result || a.lost || a.cancelled) return false;
     a.cancelled = `cancelled: ${why}`;
     this.deps.log.info({ run: a.record.key, why }, "run cancelled: KubeVela ended its step");
-    a.stop.abort(new Error(a.cancelled));
+    a.cancelWork(new Error(a.cancelled));
     return true;
   }
 
   /** Gives the run up so that any executor resumes it from its journal on the next poll. */
-  private async release(active: ActiveRun, log: Logger) {
+  private async release(active: ActiveRun) {
     active.stopProgress();
     try {
       await active.write({ holder: "", message: `${bare(active.message)} (handed over: its executor is stopping)` }, true);
-      log.info("run handed over");
+      active.log.info("run handed over");
     } catch (err) {
-      if (!(err instanceof RunLostError)) log.warn({ err: describeError(err) }, "could not hand the run over; another executor takes it over when this one's lease expires");
+      if (!(err instanceof RunLostError)) active.log.warn({ err: describeError(err) }, "could not hand the run over; another executor takes it over when this one's lease expires");
       return;
     }
     if (active.wakeable) this.waker.wake(active.record.run.namespace, active.record.run.application, `step ${active.record.run.step} handed over`);
@@ -667,7 +520,7 @@ export class RunEngine {
       if (a.pure && !a.wakeable && !a.result && now - a.record.createdAt >= (this.deps.pendingTtlMs ?? 10 * 60_000)) {
         log.info({ run: a.record.key }, "stopping a run KubeVela never polled again (its step got a new session)");
         a.lost = true;
-        a.hard.abort(new Error("session dropped by KubeVela"));
+        a.stopAll(new Error("session dropped by KubeVela"));
         await store.remove(a.record).catch(() => undefined);
       }
     }
@@ -713,13 +566,13 @@ export class RunEngine {
     clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     const runs = [...this.active.values()];
-    if (this.deps.handOver) for (const r of runs) r.soft.abort(new Error("executor shutting down: handing the run over"));
+    if (this.deps.handOver) for (const r of runs) r.handOver(new Error("executor shutting down: handing the run over"));
     const all = Promise.allSettled(runs.map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([all.then(() => false), new Promise<boolean>((r) => { timer = setTimeout(() => r(true), graceMs); })]);
     clearTimeout(timer);
     if (timedOut) {
-      for (const r of runs) r.hard.abort(new Error("executor shutting down"));
+      for (const r of runs) r.stopAll(new Error("executor shutting down"));
       // A step stuck in a call that ignores its signal must not hold the process forever.
       await Promise.race([all, new Promise((r) => setTimeout(r, 5_000).unref())]);
     }
