@@ -63,41 +63,60 @@ function readBody(res: http.IncomingMessage, onBody: (parsed: unknown) => void, 
   });
 }
 
+/**
+ * Connections to one API server, shared by the root client and its impersonating ones. Requests
+ * reuse at most MAX_REQUEST_CONNECTIONS kept-alive connections and queue beyond: a TLS handshake
+ * per request was most of the executor's CPU per poll (BENCHMARKS.md §3), and without a bound a
+ * burst (hundreds of steps starting at once, each writing its StepRun) opened a connection per
+ * request in flight: more memory the process keeps as high-water RSS (2,000 starting steps: 345 vs
+ * 271 MiB with 16), and as many connections on the API server everyone deploys through. Watches are long-lived,
+ * one connection each, on their own agent so that they never hold the requests' connections.
+ */
+interface Agents {
+  requests: http.Agent;
+  watches: http.Agent;
+}
+
+/** client-go's HTTP/1.1 transport keeps 25 idle connections per host; vela-core's client allows 100 requests in a burst. */
+export const MAX_REQUEST_CONNECTIONS = 32;
+
+function newAgents(access: KubeAccess): Agents {
+  const tls = { ca: access.ca, cert: access.cert, key: access.key, rejectUnauthorized: !access.insecure, servername: access.serverName };
+  const https_ = access.server.startsWith("https:");
+  const agent = (o: http.AgentOptions) => (https_ ? new https.Agent({ ...o, ...tls }) : new http.Agent(o));
+  return { requests: agent({ keepAlive: true, maxSockets: MAX_REQUEST_CONNECTIONS }), watches: agent({ keepAlive: false }) };
+}
+
 export class KubeClient {
   /** Loads the executor's access (server/kube/kubeconfig.ts): `path`, else $KUBECONFIG, ~/.kube/config, the pod's ServiceAccount. */
   static load(path?: string): KubeClient {
     return new KubeClient(loadKubeAccess(path));
   }
 
-  private readonly agent: http.Agent;
+  private readonly agents: Agents;
   private readonly impersonate: Record<string, string | string[]>;
 
-  constructor(readonly access: KubeAccess, as?: { user: string; groups: readonly string[] }, agent?: http.Agent) {
-    const tls = access.server.startsWith("https:");
-    // One agent per API server and identity, kept alive: a TLS handshake per request was most of
-    // the executor's CPU per poll (BENCHMARKS.md §3). Impersonating clients share their root's.
-    this.agent = agent ?? (tls
-      ? new https.Agent({ keepAlive: true, ca: access.ca, cert: access.cert, key: access.key, rejectUnauthorized: !access.insecure, servername: access.serverName })
-      : new http.Agent({ keepAlive: true }));
+  constructor(readonly access: KubeAccess, as?: { user: string; groups: readonly string[] }, agents?: Agents) {
+    this.agents = agents ?? newAgents(access);
     this.impersonate = as ? { "Impersonate-User": as.user, ...(as.groups.length ? { "Impersonate-Group": [...as.groups] } : {}) } : {};
   }
 
   /** The same access, acting as `user` (a ServiceAccount's groups are added by the API server) with `groups`, one header each. */
   impersonating(user: string, groups: readonly string[] = []): KubeClient {
-    return new KubeClient(this.access, { user, groups }, this.agent);
+    return new KubeClient(this.access, { user, groups }, this.agents);
   }
 
   get server(): string {
     return this.access.server;
   }
 
-  private async open(method: string, path: string, query: RequestOptions["query"], headers: Record<string, string | string[]>, timeoutMs: number, onResponse: (res: http.IncomingMessage) => void, onError: (err: Error) => void): Promise<http.ClientRequest> {
+  private async open(agent: http.Agent, method: string, path: string, query: RequestOptions["query"], headers: Record<string, string | string[]>, timeoutMs: number, onResponse: (res: http.IncomingMessage) => void, onError: (err: Error) => void): Promise<http.ClientRequest> {
     const url = new URL(this.access.server + path);
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
     const authorization = await this.access.authorization();
     const all: Record<string, string | string[]> = { accept: "application/json", "user-agent": "step-executor", ...this.impersonate, ...headers };
     if (authorization) all.authorization = authorization;
-    const req = (url.protocol === "https:" ? https : http).request(url, { method, headers: all, agent: this.agent, timeout: timeoutMs }, onResponse);
+    const req = (url.protocol === "https:" ? https : http).request(url, { method, headers: all, agent, timeout: timeoutMs }, onResponse);
     req.on("timeout", () => req.destroy(new Error(`the API server did not answer within ${timeoutMs / 1000} s`)));
     req.on("error", onError);
     return req;
@@ -109,7 +128,7 @@ export class KubeClient {
     const headers: Record<string, string> = body ? { "content-type": o.contentType ?? "application/json", "content-length": String(body.length) } : {};
     const timeoutMs = o.timeoutMs ?? 30_000;
     return new Promise<T>((resolve, reject) => {
-      this.open(method, path, o.query, headers, timeoutMs, (res) => readBody(res, (parsed) => {
+      this.open(this.agents.requests, method, path, o.query, headers, timeoutMs, (res) => readBody(res, (parsed) => {
         const code = res.statusCode ?? 0;
         if (code >= 200 && code < 300) resolve(parsed as T);
         else reject(new KubeStatusError(code, parsed));
@@ -140,7 +159,7 @@ export class KubeClient {
     else signal?.addEventListener("abort", stop, { once: true });
     if (ended) return controller;
     // No timeout: the API server ends a watch after its timeoutSeconds; callers guard against silence.
-    this.open("GET", path, { ...query, watch: true }, {}, 0, (res) => {
+    this.open(this.agents.watches, "GET", path, { ...query, watch: true }, {}, 0, (res) => {
       if (res.statusCode !== 200) return readBody(res, (parsed) => end(new KubeStatusError(res.statusCode ?? 0, parsed)), end);
       res.socket?.setKeepAlive(true, 30_000);
       const lines = createInterface({ input: res, crlfDelay: Infinity });
