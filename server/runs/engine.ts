@@ -48,6 +48,12 @@ export interface EngineDeps {
   /** How often the sweep prunes finished records; default 1 min. */
   pruneIntervalMs?: number;
   /**
+   * Most writes per second the sweep makes (releasing runs whose executor died, deleting abandoned
+   * and never-confirmed runs, pruning): after a replica with thousands of runs dies, the others'
+   * sweeps must not flood the API server everyone deploys through. Default 50 (vela-core's own client QPS).
+   */
+  sweepWritesPerSecond?: number;
+  /**
    * Steps with side effects (not `pure`) start on the second poll of a session, once KubeVela has
    * stored the session in the Application's status, instead of on the first (docs/runs.md). Default off.
    */
@@ -102,6 +108,8 @@ export class RunEngine {
   /** Ends the session probes at shutdown. */
   private readonly stopping = new AbortController();
   private lastPrune = 0;
+  /** When the sweep's next write may go out (sweepWritesPerSecond), in wall-clock ms. */
+  private nextSweepWrite = 0;
 
   constructor(private readonly deps: EngineDeps) {
     this.now = deps.now ?? Date.now;
@@ -488,7 +496,10 @@ export class RunEngine {
       if (isPending(r)) {
         // Never confirmed: KubeVela gave the step a new session, or the workflow is gone. Nothing
         // was done for it, so forgetting it is safe (a late second poll just starts over).
-        if (now - r.createdAt >= (this.deps.pendingTtlMs ?? 10 * 60_000)) await store.remove(r).catch(() => undefined);
+        if (now - r.createdAt >= (this.deps.pendingTtlMs ?? 10 * 60_000)) {
+          if (!(await this.paceSweepWrite())) return;
+          await store.remove(r).catch(() => undefined);
+        }
         continue;
       }
       if (this.active.has(r.key) || await this.isWorkedOn(r)) {
@@ -498,6 +509,7 @@ export class RunEngine {
       const o = this.orphans.get(r.key) ?? { since: now, next: now, wakes: 0 };
       this.orphans.set(r.key, o);
       if (now - o.since >= (this.deps.abandonAfterMs ?? 24 * 60 * 60 * 1000)) {
+        if (!(await this.paceSweepWrite())) return;
         log.info({ run: r.key, holder: r.holder }, "deleting a run nobody has polled since its executor stopped");
         await store.remove(r).catch((err) => log.warn({ err: describeError(err), run: r.key }, "cannot delete an abandoned run"));
         this.orphans.delete(r.key);
@@ -506,7 +518,10 @@ export class RunEngine {
       if (now >= o.next && r.acknowledged) {
         // The step definitions answer a held, acknowledged run from its StepRun without calling
         // any executor: release it first, so that the next evaluation calls one and takes it over.
-        if (r.holder !== "" && !(await this.releaseOrphan(r))) continue;
+        if (r.holder !== "") {
+          if (!(await this.paceSweepWrite())) return;
+          if (!(await this.releaseOrphan(r))) continue;
+        }
         log.info({ run: r.key, holder: r.holder }, "run without a live executor: waking its Application so that its next poll resumes it");
         this.waker.wake(r.run.namespace, r.run.application, `resume step ${r.run.step}`);
         o.wakes++;
@@ -527,12 +542,31 @@ export class RunEngine {
     if (now - this.lastPrune >= (this.deps.pruneIntervalMs ?? 60_000)) {
       this.lastPrune = now;
       try {
-        const n = await store.prune();
+        const n = await store.prune(() => this.paceSweepWrite());
         if (n > 0) log.info({ deleted: n }, "pruned finished runs");
       } catch (err) {
         log.warn({ err: describeError(err) }, "sweep: cannot prune finished runs");
       }
     }
+  }
+
+  /**
+   * Waits for the sweep's next write slot (sweepWritesPerSecond); false when the executor is
+   * stopping, and the sweep ends there.
+   */
+  private async paceSweepWrite(): Promise<boolean> {
+    const gapMs = 1000 / (this.deps.sweepWritesPerSecond ?? 50);
+    const now = Date.now(); // wall-clock: spacing requests, not judging run ages (deps.now)
+    const waitMs = this.nextSweepWrite - now;
+    this.nextSweepWrite = Math.max(now, this.nextSweepWrite) + gapMs;
+    if (waitMs > 0) {
+      try {
+        await sleep(waitMs, this.stopping.signal);
+      } catch {
+        return false;
+      }
+    }
+    return !this.stopping.signal.aborted;
   }
 
   /** Empties the holder of a run whose executor is gone (a compare-and-swap write); false if it changed meanwhile or cannot be written. */

@@ -167,11 +167,14 @@ export class KubeRunStore implements RunStore {
     await this.delete(record.run.namespace, recordName(record.run), record.version);
   }
 
-  async prune(): Promise<number> {
+  async prune(beforeDelete?: () => Promise<boolean>): Promise<number> {
     const finished = (await this.list(`${PHASE_LABEL} in (succeeded,failed)`)).map(fromObject);
     const victims = recordsToPrune(finished, this.options, this.now());
     let n = 0;
-    for (const r of victims) if (await this.delete(r.run.namespace, recordName(r.run), r.version)) n++;
+    for (const r of victims) {
+      if (beforeDelete && !(await beforeDelete())) break;
+      if (await this.delete(r.run.namespace, recordName(r.run), r.version)) n++;
+    }
     return n;
   }
 

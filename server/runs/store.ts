@@ -50,8 +50,12 @@ export interface RunStore {
   listRunning(): Promise<RunRecord[]>;
   /** Deletes a record if it still has `record.version` (an abandoned run). */
   remove(record: RunRecord): Promise<void>;
-  /** Deletes finished records beyond the retention bounds; running ones are never touched. Returns how many went. */
-  prune(): Promise<number>;
+  /**
+   * Deletes finished records beyond the retention bounds; running ones are never touched. Returns
+   * how many went. A store that deletes through an API waits for `beforeDelete` before each
+   * deletion and stops when it answers false (the sweep's pace, RunEngine).
+   */
+  prune(beforeDelete?: () => Promise<boolean>): Promise<number>;
 }
 
 /** Tells whether the executor named `holder` may still be working on the runs it holds. */

@@ -26,7 +26,7 @@ export function secretsOnly(secrets: Record<string, Record<string, string>>): Ku
 let n = 0;
 export const newRun = (): RunIdentity => ({ namespace: "tenant", application: "app", step: "step", session: `s${++n}` });
 
-export function memoryEngine(options: { secrets?: Record<string, Record<string, string>>; tuning?: Partial<StepTuning>; kube?: KubeReader; verifyClaims?: boolean; firstAnswerWaitMs?: number; confirmSessions?: boolean; maxRuns?: number; waker?: Waker } = {}) {
+export function memoryEngine(options: { secrets?: Record<string, Record<string, string>>; tuning?: Partial<StepTuning>; kube?: KubeReader; verifyClaims?: boolean; firstAnswerWaitMs?: number; confirmSessions?: boolean; maxRuns?: number; waker?: Waker; sweepWritesPerSecond?: number } = {}) {
   const store = new MemoryRunStore();
   const http = createHttpClient({ allow: ["127.0.0.1"] }); // test targets are on loopback
   const engine = new RunEngine({
@@ -34,6 +34,7 @@ export function memoryEngine(options: { secrets?: Record<string, Record<string, 
     tuning: { pollIntervalMs: 50, secretWaitMs: 1_000, ...options.tuning }, firstAnswerWaitMs: options.firstAnswerWaitMs ?? 0, confirmSessions: options.confirmSessions,
     ...(options.maxRuns !== undefined ? { maxRuns: options.maxRuns } : {}),
     ...(options.waker ? { waker: options.waker } : {}),
+    ...(options.sweepWritesPerSecond ? { sweepWritesPerSecond: options.sweepWritesPerSecond } : {}),
   });
   return {
     store,
