@@ -3,7 +3,8 @@
 // (cel-pool.ts), JSON in and JSON out. Built on @bufbuild/cel (spec conformance, linear-time
 // RE2 `matches`; see shared research cel.md). CEL has no cost limit of its own: a few nested
 // comprehensions over a short list take hours, so both bounds are ours.
-import { parse } from "@bufbuild/cel";
+import type { parse } from "@bufbuild/cel";
+import { celLibrary } from "./library.js";
 import { bracketDepth, checkNames, comprehensionShape } from "./check.js";
 import { CelBusyError, CelLimitError, CelPool, type CelPoolOptions } from "./pool.js";
 import { InputError, TerminalError } from "../shared/errors.js";
@@ -82,7 +83,7 @@ export function compileExpression(source: string, field: string, variables: read
   let parsed: ReturnType<typeof parse>;
   try {
     // A trailing `// comment` without a newline trips the parser; the newline is harmless.
-    parsed = parse(source + "\n");
+    parsed = celLibrary().cel.parse(source + "\n");
   } catch (err) {
     throw bad(err instanceof RangeError ? "it is too deeply nested" : String((err as Error).message).replace("<input>:", "at "));
   }

@@ -1,7 +1,7 @@
 // Checks of a parsed expression before it is accepted: names it uses, and the shape of its
 // comprehensions, which bound how much work evaluating it can take.
 import type { parse } from "@bufbuild/cel";
-import { env } from "./values.js";
+import { celLibrary } from "./library.js";
 
 type Expr = ReturnType<typeof parse>["expr"];
 
@@ -31,7 +31,7 @@ export function checkNames(root: Expr, declared: Set<string>): string | undefine
         return walk(k.value.operand, scope);
       case "callExpr": {
         const fn = k.value.function;
-        if (!logicOperators.has(fn) && !env.funcs.find(fn)) return `unknown function "${fn}"`;
+        if (!logicOperators.has(fn) && !celLibrary().env.funcs.find(fn)) return `unknown function "${fn}"`;
         for (const a of [k.value.target, ...k.value.args]) {
           const p = walk(a, scope);
           if (p) return p;

@@ -1,10 +1,6 @@
-// What the main thread (compile-time checks) and the CEL worker (evaluation) share: the CEL
-// environment and the JSON ↔ CEL conversions.
-import { celEnv, isCelMap, isCelList, isCelUint, type CelInput } from "@bufbuild/cel";
-import { strings } from "@bufbuild/cel/ext";
-
-/** The functions expressions may call: CEL's standard ones and the strings extension. */
-export const env = celEnv({ funcs: strings });
+// The CEL worker's JSON ↔ CEL conversions.
+import type { CelInput } from "@bufbuild/cel";
+import { celLibrary } from "./library.js";
 
 /** JSON → CEL input: integers become int (BigInt) as in Kubernetes CEL, so `replicas + 1` works. */
 export function toCelInput(value: unknown): CelInput {
@@ -20,6 +16,7 @@ export function toCelInput(value: unknown): CelInput {
 
 /** CEL result → plain JSON value (BigInt within safe range → number, else string). */
 export function fromCelValue(value: unknown): unknown {
+  const { isCelUint, isCelMap, isCelList } = celLibrary().cel;
   if (typeof value === "bigint") {
     return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : value.toString();
   }
