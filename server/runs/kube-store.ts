@@ -23,6 +23,11 @@ export const KIND = "StepRun";
 export const PHASE_LABEL = `${GROUP}/phase`;
 export const APPLICATION_LABEL = `${GROUP}/application`;
 export const REPLICA_LABEL = `${GROUP}/replica`;
+/**
+ * The executor working on the run (status.holder), as a label, so that the sweep lists only runs
+ * held by others or nobody (`holder!=<self>`, which also matches StepRuns written before the label).
+ */
+export const HOLDER_LABEL = `${GROUP}/holder`;
 const MANAGED_BY = { "app.kubernetes.io/managed-by": "step-executor" };
 
 /** The StepRun as stored. Status fields are what `kubectl get stepruns` shows. */
@@ -62,11 +67,11 @@ function part(s: string, max: number): string {
   return s.toLowerCase().replace(/[^a-z0-9-]+/g, "-").slice(0, max).replace(/^-+|-+$/g, "");
 }
 
-/** A label value naming the application (the name itself when it fits a label, else a hash). */
-export function applicationLabel(application: string): string {
-  return /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(application)
-    ? application
-    : "h-" + createHash("sha256").update(application).digest("hex").slice(0, 40);
+/** A label value naming an application or an executor: the name itself when it fits a label (or is empty), else a hash. */
+export function labelValue(name: string): string {
+  return /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/.test(name)
+    ? name
+    : "h-" + createHash("sha256").update(name).digest("hex").slice(0, 40);
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -115,7 +120,7 @@ export class KubeRunStore implements RunStore {
       metadata: {
         name: recordName(init.run),
         namespace: init.run.namespace,
-        labels: { ...MANAGED_BY, [APPLICATION_LABEL]: applicationLabel(init.run.application), [PHASE_LABEL]: init.phase },
+        labels: { ...MANAGED_BY, [APPLICATION_LABEL]: labelValue(init.run.application), [PHASE_LABEL]: init.phase, [HOLDER_LABEL]: labelValue(init.holder) },
         ...(uid ? { ownerReferences: [{ apiVersion: "core.oam.dev/v1beta1", kind: "Application", name: init.run.application, uid }] } : {}),
       },
       spec: { application: init.run.application, step: init.run.step, session: init.run.session, kind: init.kind },
@@ -146,6 +151,7 @@ export class KubeRunStore implements RunStore {
       ops.push({ op: "add", path: `/status/${k}`, value: k === "finishedAt" ? iso(v as number) : v });
     }
     if (update.phase) ops.push({ op: "add", path: `/metadata/labels/${PHASE_LABEL.replace("/", "~1")}`, value: update.phase });
+    if (update.holder !== undefined) ops.push({ op: "add", path: `/metadata/labels/${HOLDER_LABEL.replace("/", "~1")}`, value: labelValue(update.holder) });
     try {
       const obj = await this.call(this.api.request("PATCH", resourcePath({ group: GROUP, version: VERSION, namespace: record.run.namespace, plural: PLURAL, name: recordName(record.run) }), { body: ops, contentType: JSON_PATCH }), "updating a StepRun");
       return fromObject(obj as StepRunObject);
@@ -159,8 +165,9 @@ export class KubeRunStore implements RunStore {
     }
   }
 
-  async listRunning(): Promise<RunRecord[]> {
-    return (await this.list(`${PHASE_LABEL}=running`)).map(fromObject);
+  async listRunning(options: { exceptHolder?: string } = {}): Promise<RunRecord[]> {
+    const except = options.exceptHolder ? `,${HOLDER_LABEL}!=${labelValue(options.exceptHolder)}` : "";
+    return (await this.list(`${PHASE_LABEL}=running${except}`)).map(fromObject);
   }
 
   async remove(record: RunRecord): Promise<void> {

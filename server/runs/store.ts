@@ -46,8 +46,12 @@ export interface RunStore {
    * returns the new record; undefined when the record changed (or went) meanwhile: read it again.
    */
   update(record: RunRecord, update: RunUpdate): Promise<RunRecord | undefined>;
-  /** Records still running, for the sweep that finds runs nobody works on. */
-  listRunning(): Promise<RunRecord[]>;
+  /**
+   * Records still running, for the sweep that finds runs nobody works on; with `exceptHolder`,
+   * not those that holder works on (a store may leave them out before reading them: the sweep of
+   * a replica holding 10,000 runs need not read its own).
+   */
+  listRunning(options?: { exceptHolder?: string }): Promise<RunRecord[]>;
   /** Deletes a record if it still has `record.version` (an abandoned run). */
   remove(record: RunRecord): Promise<void>;
   /**
@@ -153,8 +157,8 @@ export class MemoryRunStore implements RunStore {
     return next;
   }
 
-  async listRunning() {
-    return [...this.records.values()].filter((r) => r.phase === "running");
+  async listRunning(options: { exceptHolder?: string } = {}) {
+    return [...this.records.values()].filter((r) => r.phase === "running" && (options.exceptHolder === undefined || r.holder !== options.exceptHolder));
   }
 
   async remove(record: RunRecord) {

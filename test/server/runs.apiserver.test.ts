@@ -11,7 +11,8 @@ import { pino } from "pino";
 import { clientWithToken, executorClient, kubeClients, tempNamespace } from "../fixtures/kube.js";
 import { reply, startTarget, type Target } from "../fixtures/target.js";
 import { loadConfig } from "../../server/config.js";
-import { KubeRunStore, PHASE_LABEL, ReplicaLeases, leaseName } from "../../server/runs/kube-store.js";
+import { HOLDER_LABEL, KubeRunStore, PHASE_LABEL, ReplicaLeases, leaseName, recordName } from "../../server/runs/kube-store.js";
+import { JSON_PATCH } from "../../server/kube/api-client.js";
 import { MemoryRunStore, recordsToPrune, retentionDefaults, runKey } from "../../server/runs/store.js";
 import { ApplicationSessionProbe, holdsSession } from "../../server/kubevela/session-probe.js";
 import { ApplicationWaker, FIELD_MANAGER, FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/kubevela/wake.js";
@@ -133,6 +134,24 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       expect(v3?.checkpoint).to.deep.equal({ attempt: 2 }); // replaced, not merged
       expect((await readStepRun(kc, run)).metadata.labels?.[PHASE_LABEL]).to.equal("failed");
       expect((await store.listRunning()).map((r) => r.key)).not.to.include(runKey(run));
+    });
+
+    it("the holder label follows the holder, so a sweep lists only the runs others hold, nobody holds, or that have no label yet", async () => {
+      const store = new KubeRunStore(kc, log, { namespace: ns.name });
+      const mk = async (holder: string) => {
+        const run = runOf(ns.name, "holder-app");
+        return (await store.create({ key: runKey(run), kind: "read-object-and-wait", run, phase: "running", message: "m", outputs: {}, createdAt: Date.now(), holder, attempts: 1 })).record;
+      };
+      const [mine, theirs, released] = [await mk("exec-me"), await mk("exec-other"), await mk("exec-me")];
+      // A StepRun written before the label existed (an older executor): the sweep must still see it.
+      const unlabelled = await mk("exec-me");
+      await kc.request("PATCH", `/apis/step-executor.oam.dev/v1alpha1/namespaces/${ns.name}/stepruns/${recordName(unlabelled.run)}`, { body: [{ op: "remove", path: `/metadata/labels/${HOLDER_LABEL.replace("/", "~1")}` }], contentType: JSON_PATCH });
+      expect((await readStepRun(kc, mine.run)).metadata.labels?.[HOLDER_LABEL]).to.equal("exec-me");
+      expect((await store.update(released, { holder: "" }))?.holder).to.equal("");
+      expect((await readStepRun(kc, released.run)).metadata.labels?.[HOLDER_LABEL]).to.equal("");
+      const listed = (await store.listRunning({ exceptHolder: "exec-me" })).map((r) => r.key);
+      expect(listed).to.have.members([theirs.key, released.key, unlabelled.key]);
+      expect((await store.listRunning()).map((r) => r.key)).to.include.members([mine.key, theirs.key, released.key, unlabelled.key]);
     });
 
     it("prunes finished records past the retention or the count (not young ones), never running ones", async () => {
