@@ -10,6 +10,12 @@ import type { TemplateCpuResult } from "./template-cpu.js";
 import type { IdleResult } from "./idle.js";
 import { findLevel, scaleMarkdown, type LevelResult, type ScaleResult } from "./scale.js";
 
+/** §3's memory figures before server/runs/active-run.ts and the bounded kube connections (BENCHMARKS.md of that run). */
+const BEFORE_RUN_CLASSES = {
+  date: "2026-12-07 15:10 UTC",
+  text: "30 KiB per waiting `http-request` with the in-memory store (389 MiB at 10,000), 728 / 729 MiB at 10,000 waiting `http-request` / `read-object-and-wait` with the default store",
+};
+
 export interface Header {
   machine: { nproc: string; memGiB: string; cpuModel: string; loadavg: string; node: string; kernel: string };
   versions: Record<string, string>;
@@ -71,6 +77,7 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   const memStore = (l: LevelResult) => !!l.level.flags?.includes("memory") && !l.level.nodeFlags && l.level.runtime !== "tsx";
   const http1kMem = withFlags("http", 1000, memStore), http10kMem = withFlags("http", 10000, memStore), obj1kMem = withFlags("object", 1000, memStore);
   const http10kTsx = withFlags("http", 10000, (l) => l.level.runtime === "tsx");
+  const httpHeap = sc?.levels.find((l) => l.level.mode === "http" && l.heapGrowth);
   const defaultStoreIsKube = !!http1kMem; // memory-store levels exist only when the default store is another one
   const tlsPerCall = [http1k, obj100, obj1k].some((l) => l && kubeTotal(l) > 5 && l.kubeConnectionsPerS > 0.8 * kubeTotal(l));
   const costOf = (v: string) => cost?.phases.find((p) => p.variant === v)?.windows;
@@ -244,8 +251,10 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     if (http10k) {
       const ref = http10kMem ?? http10k;
       out.push(`- **RSS misses the goal.** The executor starts at ${mib(ref.rssIdleMiB)} MiB compiled${http10kTsx ? ` (${mib(http10kTsx.rssIdleMiB)} MiB under tsx, as \`npm start\` runs it)` : ""} (section 8 has where the idle memory goes) ` +
-        `and each waiting \`http-request\` adds ${fmt(((ref.rssCreatedMiB - ref.rssIdleMiB) * 1024) / (ref.level.n - ref.startFailures))} KiB${http10kMem ? " with the in-memory store" : ""}: an undici Client, a socket and its parser for the call in flight, the run's state, timers and AbortSignals (a heap snapshot of 2,000 runs showed ≈ 20 KiB of V8 heap per run; the rest is native memory and heap headroom). ` +
-        (http10kMem ? `With the default run store RSS reached ${mib(http10k.rssLoadMiB)} MiB for ${http10k.level.n - http10k.startFailures} runs (TLS contexts of the concurrent record writes raise the high-water mark). ` : "") +
+        `and each waiting \`http-request\` adds ${fmt(((ref.rssCreatedMiB - ref.rssIdleMiB) * 1024) / (ref.level.n - ref.startFailures))} KiB${http10kMem ? " with the in-memory store" : ""}: an undici Client, a socket and its parser for the call in flight, the run's state, timers and AbortSignals` +
+        (httpHeap ? ` (${fmt(httpHeap.heapGrowth!.total / 1024)} KiB of it V8 heap, by kind in the heap-snapshot summary above; the rest is native memory and heap headroom)` : "") + `. ` +
+        (http10kMem ? `With the default run store RSS reached ${mib(http10k.rssLoadMiB)} MiB for ${http10k.level.n - http10k.startFailures} runs (the high-water of creating them: the concurrent StepRun writes; at most 32 connections to the API server since 2026-12-07, server/kube/api-client.ts). ` : "") +
+        `Before the run's state became classes and the kube client's connections were bounded (run of ${BEFORE_RUN_CLASSES.date}): ${BEFORE_RUN_CLASSES.text}. ` +
         "So a replica is capped by `--max-runs` (default 1,000) and the Deployment's memory limit follows it (addon/resources/deployment.cue; docs/operations.md \"Sizing\").");
     }
     if (obj100 && obj1k) {

@@ -8,15 +8,16 @@
 // at `rate` polls/s in total for `steadyS` seconds (run k % N at start + k / rate), bounded in
 // count and time. Figures: client- and server-side poll latency, executor CPU and RSS, and for
 // "object" the kube-apiserver's request counts and CPU.
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Pool } from "undici";
 import { namespaceKey, sign } from "../server/http/auth.js";
 import type { BenchContext } from "./lib/context.js";
 import { apiserverRequests, componentCpu, createObject, deltaRequests, tempNamespace } from "./lib/cluster.js";
 import { fmt, log, MiB, pool, sleep, summary } from "./lib/common.js";
-import { hasFlag, startExecutor, type BenchExecutor, type Runtime, type ServerLatency } from "./lib/executor.js";
+import { hasFlag, startExecutor, type BenchExecutor, type GcMemory, type Runtime, type ServerLatency } from "./lib/executor.js";
 import { summariseProfile, type ProfileSummary } from "./lib/profile.js";
+import { growthPerStep, summarizeSnapshot } from "./lib/heap-summary.js";
 import type { BenchTarget } from "./lib/target.js";
 
 export type Mode = "http" | "object";
@@ -34,6 +35,8 @@ export interface Level {
   createBudgetS?: number;
   /** Extra executor flags (e.g. --run-store memory). */
   flags?: string[];
+  /** Heap snapshots before and after creating the runs: where a waiting step's V8 heap goes. */
+  heap?: boolean;
 }
 
 export interface LevelResult {
@@ -55,6 +58,10 @@ export interface LevelResult {
   rssLoadMiB: number;
   rssAfterGcMiB: number;
   heapAfterGcMiB: number;
+  /** The executor's memory after a full GC, in detail. */
+  gc?: GcMemory;
+  /** What the V8 heap gained per waiting step, by kind (Level.heap). */
+  heapGrowth?: ReturnType<typeof growthPerStep>;
   running: number;
   /** The executor's GETs of the watched ConfigMap, per second (object mode). */
   kubeReadsPerS?: number;
@@ -84,6 +91,8 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
   });
   await sleep(ctx.smoke ? 200 : 1_000);
   const rssIdleMiB = executor.proc().rssBytes / MiB;
+  const snapshot = (name: string) => join(ctx.workDir, `heap-${level.mode}-${level.n}-${name}.heapsnapshot`);
+  if (level.heap) await executor.heapSnapshot(snapshot("idle"));
   const client = new Pool(executor.url, { connections: 512, pipelining: 1, keepAliveTimeout: 60_000 });
   const path = `/v1/steps/${level.mode === "http" ? "http-request" : "read-object-and-wait"}`;
   const parameter = level.mode === "http"
@@ -126,6 +135,12 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
     if (startFailures > 0) log(`scale ${level.mode} n=${level.n}: ${startFailures} runs did not start waiting in time (the executor is overloaded)`);
     await sleep(ctx.smoke ? 200 : 2_000);
     const rssCreatedMiB = executor.proc().rssBytes / MiB;
+    let heapGrowth: LevelResult["heapGrowth"];
+    if (level.heap) {
+      await executor.heapSnapshot(snapshot("created"));
+      heapGrowth = growthPerStep(summarizeSnapshot(snapshot("idle")), summarizeSnapshot(snapshot("created")), level.n - startFailures);
+      for (const f of ["idle", "created"]) rmSync(snapshot(f), { force: true });
+    }
     errors = 0;
 
     // Steady state: `rate` polls/s in total, for steadyS seconds; at most 1,000 in flight (the rest are skipped, and counted).
@@ -177,6 +192,8 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
       rssLoadMiB: procAfter.rssBytes / MiB,
       rssAfterGcMiB: gc.rssBytes / MiB,
       heapAfterGcMiB: gc.heapUsedBytes / MiB,
+      gc,
+      ...(heapGrowth ? { heapGrowth } : {}),
       running: statsAfter.running,
       kubeRequestsPerS: Object.fromEntries(Object.entries(statsAfter.kubeRequests).map(([k, v]) => [k, (v - (statsBefore.kubeRequests[k] ?? 0)) / wallS]).filter(([, v]) => (v as number) > 0)),
       kubeConnectionsPerS: (statsAfter.kubeConnections - statsBefore.kubeConnections) / wallS,
@@ -210,7 +227,7 @@ export function scaleLevels(smoke: boolean): Level[] {
   // The executor's defaults, and — when its default run store is not in memory — the in-memory
   // store too, to separate the cost of the run records from the cost of the engine.
   const memory = hasFlag("run-store") ? ["--run-store", "memory"] : undefined;
-  if (smoke) return [{ mode: "http", n: 10, rate: 20, steadyS: 1, runtime: "tsx" }, { mode: "object", n: 10, rate: 20, steadyS: 1, runtime: "tsx", ...(memory ? { flags: memory } : {}) }];
+  if (smoke) return [{ mode: "http", n: 10, rate: 20, steadyS: 1, runtime: "tsx", heap: true }, { mode: "object", n: 10, rate: 20, steadyS: 1, runtime: "tsx", ...(memory ? { flags: memory } : {}) }];
   const levels: Level[] = [
     // Per-poll cost at a fixed 1,000 polls/s while the number of waiting steps grows; n = 1,000 is
     // "each run polled every 1 s", KubeVela's fastest rate; n = 10,000 means every 10 s.
@@ -235,6 +252,9 @@ export function scaleLevels(smoke: boolean): Level[] {
   levels.push(
     // RSS as `npm start` runs it (tsx compiles the sources at start-up).
     { mode: "http", n: 10000, rate: 1000, steadyS: 10, runtime: "tsx", ...(memory ? { flags: memory } : {}) },
+    // Heap snapshots: where a waiting step's memory goes (writing a snapshot raises RSS, so not in the levels above).
+    { mode: "http", n: 1000, rate: 1000, steadyS: 2, heap: true },
+    { mode: "object", n: 1000, rate: 1000, steadyS: 2, heap: true },
     // CPU profiles (node --cpu-prof).
     { mode: "http", n: 500, rate: 500, steadyS: 10, profile: true },
     { mode: "object", n: 300, rate: 100, steadyS: 15, profile: true },
@@ -264,12 +284,12 @@ export async function scale(ctx: BenchContext, levels = scaleLevels(ctx.smoke)):
 const perStepKiB = (l: LevelResult) => ((l.rssCreatedMiB - l.rssIdleMiB) * 1024) / l.level.n;
 const mib = (x: number) => x.toFixed(0);
 
-export function findLevel(r: ScaleResult, mode: Mode, n: number, extra: (l: Level) => boolean = (l) => !l.profile && !l.nodeFlags && (l.runtime ?? "compiled") === "compiled" && !l.flags?.length) {
+export function findLevel(r: ScaleResult, mode: Mode, n: number, extra: (l: Level) => boolean = (l) => !l.profile && !l.heap && !l.nodeFlags && (l.runtime ?? "compiled") === "compiled" && !l.flags?.length) {
   return r.levels.find((l) => l.level.mode === mode && l.level.n === n && extra(l.level));
 }
 
 export function scaleMarkdown(r: ScaleResult): string {
-  const plain = r.levels.filter((l) => !l.level.profile);
+  const plain = r.levels.filter((l) => !l.level.profile && !l.level.heap);
   const row = (l: LevelResult) => {
     const every = l.level.n / l.level.rate;
     const tags = [l.level.flags?.length ? `\`${l.level.flags.join(" ")}\`` : "", l.level.runtime === "tsx" ? "tsx (`npm start`)" : "", l.level.nodeFlags ? `\`node ${l.level.nodeFlags.join(" ")}\`` : ""].filter(Boolean).join(", ");
@@ -293,6 +313,15 @@ export function scaleMarkdown(r: ScaleResult): string {
       "| waiting steps | executor GETs of the object/s | apiserver `GET configmaps`/s | apiserver requests/s (all) | kube-apiserver CPU % | etcd CPU % |",
       "|---|---|---|---|---|---|",
       ...obj.map((l) => `| ${l.level.n.toLocaleString("en")}${l.level.flags?.length ? ` (\`${l.level.flags.join(" ")}\`)` : ""}${l.level.nodeFlags ? ` (\`node ${l.level.nodeFlags.join(" ")}\`)` : ""}${l.level.runtime === "tsx" ? " (tsx)" : ""} | ${fmt(l.kubeReadsPerS!)} | ${fmt(l.apiserver!.getConfigmapsPerS)} | ${fmt(l.apiserver!.totalPerS)} | ${fmt(l.apiserver!.cpuPct)} | ${fmt(l.apiserver!.etcdCpuPct)} |`));
+  }
+  const grown = r.levels.filter((l) => l.heapGrowth);
+  if (grown.length) {
+    lines.push("", "Where a waiting step's V8 heap goes: heap snapshots of the executor just started and after creating the runs (both after a full collection), the kinds of object that grew most, per waiting step:", "");
+    for (const l of grown) {
+      const g = l.heapGrowth!;
+      lines.push(`*${l.level.mode}, ${l.level.n.toLocaleString("en")} waiting steps*: ${fmt(g.total / 1024)} KiB of V8 heap per step. ` +
+        g.rows.slice(0, 10).map((x) => `${x.what} ${fmt(x.bytesPerStep)} B (${fmt(x.countPerStep)})`).join(" · "), "");
+    }
   }
   for (const l of r.levels.filter((x) => x.level.profile && x.profile)) {
     const p = l.profile!;

@@ -11,6 +11,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
+import { readFileSync } from "node:fs";
 import { writeHeapSnapshot } from "node:v8";
 import { RunEngine } from "../../server/runs/engine.js";
 
@@ -87,7 +88,13 @@ function benchEndpoint(req: IncomingMessage, res: ServerResponse): boolean {
     // Memory after a full collection (the process runs with --expose-gc): what the runs retain.
     (globalThis as { gc?: () => void }).gc?.();
     const m = process.memoryUsage();
-    json(res, { rssBytes: m.rss, heapUsedBytes: m.heapUsed, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers });
+    // Where RSS beyond the heap is: the process's threads (CEL workers are isolates of their own) and anonymous memory.
+    const status = readFileSync("/proc/self/status", "utf8");
+    const field = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(status)?.[1] ?? NaN);
+    json(res, {
+      rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers,
+      threads: field("Threads"), rssAnonBytes: field("RssAnon") * 1024,
+    });
   } else if (url.startsWith("/bench/heap")) {
     // A heap snapshot (for finding what the runs retain), written where ?path= says.
     const path = new URL(url, "http://x").searchParams.get("path");

@@ -27,7 +27,7 @@ export interface ExecutorStats {
 }
 
 export interface ServerLatency { count: number; p50: number; p90: number; p99: number; max: number; loopDelayP99: number; loopDelayMax: number }
-export interface GcMemory { rssBytes: number; heapUsedBytes: number; externalBytes: number; arrayBuffersBytes: number }
+export interface GcMemory { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number; threads: number; rssAnonBytes: number }
 
 export interface BenchExecutor {
   url: string;
@@ -42,6 +42,8 @@ export interface BenchExecutor {
   latency(reset?: boolean): Promise<ServerLatency>;
   /** Memory after a full garbage collection. */
   gc(): Promise<GcMemory>;
+  /** Writes a V8 heap snapshot of the executor to `path`. */
+  heapSnapshot(path: string): Promise<void>;
   /** CPU seconds (user+system) and RSS from /proc. */
   proc(): ReturnType<typeof procStat>;
   stop(): Promise<void>;
@@ -132,6 +134,7 @@ export async function startExecutor(options: ExecutorOptions = {}): Promise<Benc
     stats: (apps = false) => getJson<ExecutorStats>(`/bench/stats${apps ? "?apps=1" : ""}`),
     latency: (reset = false) => getJson<ServerLatency>(`/bench/latency${reset ? "?reset=1" : ""}`),
     gc: () => getJson<GcMemory>("/bench/gc"),
+    heapSnapshot: async (path) => { await getJson(`/bench/heap?path=${encodeURIComponent(path)}`); },
     proc: () => procStat(pid),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
