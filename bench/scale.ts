@@ -98,9 +98,12 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
   const parameter = level.mode === "http"
     ? { url: `${target.url}/slow?holdMs=600000`, method: "GET", timeout: "10m", retries: 0, backoff: "1s", maxBackoff: "30s" }
     : { apiVersion: "v1", kind: "ConfigMap", name: "never-ready", condition: "object.data.enabled == 'true'", timeout: "1h" };
+  const levelId = Date.now().toString(36);
   // The bodies and signatures, as the definitions would send them (precomputed: the generator stays cheap).
   const bodies = Array.from({ length: level.n }, (_, i) => {
-    const body = JSON.stringify({ run: { namespace, application: "scale", step: `s${i}`, session: `${level.mode}-${level.n}-${i}` }, parameter });
+    // Sessions of this level only: the levels share a namespace and an Application, and a run of an
+    // earlier level (its executor stopped) would otherwise be taken over instead of started.
+    const body = JSON.stringify({ run: { namespace, application: "scale", step: `s${i}`, session: `${level.mode}-${level.n}-${levelId}-${i}` }, parameter });
     return { body, headers: { "content-type": "application/json", "x-step-executor-signature": sign(namespaceKey(executor.token, namespace), body) } };
   });
   let errors = 0;

@@ -39,9 +39,10 @@ export function summarizeSnapshot(path: string): Map<string, { count: number; by
   return out;
 }
 
-/** The kinds that grew most from `before` to `after`, per step (`steps` = the steps added between them). */
+/** The kinds that grew most from `before` to `after` (compiled code left out), per step (`steps` = the steps added between them). */
 export function growthPerStep(before: Map<string, { count: number; bytes: number }>, after: Map<string, { count: number; bytes: number }>, steps: number, top = 12): { total: number; rows: HeapGrowth[] } {
-  const rows = [...after].map(([what, a]) => {
+  // Compiled code grows as V8 optimises the hot paths while the runs are created: a fixed cost, not the steps'.
+  const rows = [...after].filter(([what]) => what !== "code").map(([what, a]) => {
     const b = before.get(what) ?? { count: 0, bytes: 0 };
     return { what, bytesPerStep: (a.bytes - b.bytes) / steps, countPerStep: (a.count - b.count) / steps };
   }).sort((x, y) => y.bytesPerStep - x.bytesPerStep);
