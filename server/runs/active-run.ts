@@ -58,6 +58,7 @@ export class ActiveRun {
   private chain: Promise<void> = Promise.resolve();
   private progressTimer: NodeJS.Timeout | undefined;
   private lastProgressWrite = 0;
+  private childLog: Logger | undefined;
 
   constructor(
     public record: RunRecord,
@@ -72,8 +73,6 @@ export class ActiveRun {
     this.looked = new Promise((r) => (this.markLooked = r));
   }
 
-  private childLog: Logger | undefined;
-
   /** The run's logger, made when first used: most runs never log past their start and end. */
   get log(): Logger {
     return (this.childLog ??= this.baseLog.child({ run: this.record.key, kind: this.kind }));
@@ -85,10 +84,6 @@ export class ActiveRun {
 
   get effectSignal(): AbortSignal {
     return this.effect.signal;
-  }
-
-  get allStopped(): boolean {
-    return this.stoppedAll;
   }
 
   /** Hands the run over: its waits end, a side effect in flight finishes. */
