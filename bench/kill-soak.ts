@@ -55,6 +55,8 @@ export interface SoakReport {
 }
 
 const STEP = "call";
+/** How long after the victim's exit a delivery still counts as one it sent (see the kill below). */
+const IN_FLIGHT_SLACK_MS = 250;
 
 export async function killSoak(cluster: RunsCluster, target: CountingTarget, iterations: number, log: (line: string) => void = () => undefined): Promise<SoakReport> {
   const results: SoakIteration[] = [];
@@ -78,10 +80,14 @@ export async function killSoak(cluster: RunsCluster, target: CountingTarget, ite
     const victim = byHolder ?? cluster.replicas[Math.floor(Math.random() * cluster.replicas.length)]!;
     const killedAt = Date.now();
     await victim.stop("SIGKILL");
-    // The state was read just before the kill: a step may have moved on in between (the request
-    // reached the target before the kill landed). Judge by the target's clock then.
+    const exitedAt = Date.now();
+    // The state was read just before the kill: a step may have moved on in between (recorded its
+    // intent and sent the request before the kill landed). Judge by the target's clock then: a
+    // request the victim sent before it died is read by the target up to a moment after the exit
+    // is seen (both in this process), while the surviving replica resumes the run only after the
+    // victim's Lease ran out (--lease-duration 3s), so any delivery that close to the exit was in flight.
     const first = target.firstDeliveryAt(app);
-    if ((stage === "claimed" || stage === "before-claim" || stage === "intent-recorded") && first !== undefined && first <= killedAt) stage = "in-flight";
+    if ((stage === "claimed" || stage === "before-claim" || stage === "intent-recorded") && first !== undefined && first <= exitedAt + IN_FLIGHT_SLACK_MS) stage = "in-flight";
     const restarted = victim.start();
     const end = Date.now() + 120_000;
     let s = await readApp(cluster.ns, app);
