@@ -80,6 +80,7 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   const http1kMem = withFlags("http", 1000, memStore), http10kMem = withFlags("http", 10000, memStore), obj1kMem = withFlags("object", 1000, memStore);
   const http10kTsx = withFlags("http", 10000, (l) => l.level.runtime === "tsx");
   const httpHeap = sc?.levels.find((l) => l.level.mode === "http" && l.heapGrowth);
+  const http10kPaced = sc?.levels.find((l) => l.level.mode === "http" && l.level.n === 10000 && l.level.createConcurrency);
   const defaultStoreIsKube = !!http1kMem; // memory-store levels exist only when the default store is another one
   const tlsPerCall = [http1k, obj100, obj1k].some((l) => l && kubeTotal(l) > 5 && l.kubeConnectionsPerS > 0.8 * kubeTotal(l));
   const costOf = (v: string) => cost?.phases.find((p) => p.variant === v)?.windows;
@@ -257,6 +258,7 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
         `and each waiting \`http-request\` adds ${fmt(((ref.rssCreatedMiB - ref.rssIdleMiB) * 1024) / (ref.level.n - ref.startFailures))} KiB${http10kMem ? " with the in-memory store" : ""}: an undici Client, a socket and its parser for the call in flight, the run's state, timers and AbortSignals` +
         (httpHeap ? ` (${fmt(httpHeap.heapGrowth!.total / 1024)} KiB of it V8 heap, by kind in the heap-snapshot summary above; the rest is native memory and heap headroom)` : "") + `. ` +
         (http10kMem ? `With the default run store RSS reached ${mib(http10k.rssLoadMiB)} MiB for ${http10k.level.n - http10k.startFailures} runs (the high-water of creating them: the concurrent StepRun writes; at most 32 connections to the API server since 2026-12-07, server/kube/api-client.ts). ` : "") +
+        (http10kPaced ? `Created ${http10kPaced.level.createConcurrency} at a time instead of 500 (KubeVela itself sends at most \`--concurrent-reconciles\`, 4 by default, polls at once per controller), 10,000 waiting \`http-request\` steps take ${mib(http10kPaced.rssLoadMiB)} MiB against ${mib(http10k.rssLoadMiB)} MiB (V8 heap after GC ${fmt(http10kPaced.heapAfterGcMiB)} vs ${fmt(http10k.heapAfterGcMiB)} MiB): the creation burst's high-water is only part of the default store's excess over the in-memory one. ` : "") +
         `Before the run's state became classes and the kube client's connections were bounded (run of ${BEFORE_RUN_CLASSES.date}): ${BEFORE_RUN_CLASSES.text}. ` +
         "So a replica is capped by `--max-runs` (default 1,000) and the Deployment's memory limit follows it (addon/resources/deployment.cue; docs/operations.md \"Sizing\").");
     }
