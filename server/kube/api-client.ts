@@ -116,9 +116,18 @@ export class KubeClient {
     const authorization = await this.access.authorization();
     const all: Record<string, string | string[]> = { accept: "application/json", "user-agent": "step-executor", ...this.impersonate, ...headers };
     if (authorization) all.authorization = authorization;
-    const req = (url.protocol === "https:" ? https : http).request(url, { method, headers: all, agent, timeout: timeoutMs }, onResponse);
-    req.on("timeout", () => req.destroy(new Error(`the API server did not answer within ${timeoutMs / 1000} s`)));
+    const req = (url.protocol === "https:" ? https : http).request(url, { method, headers: all, agent }, onResponse);
     req.on("error", onError);
+    if (timeoutMs > 0) {
+      // From now, not from when a connection is free: a request may wait for one (MAX_REQUEST_CONNECTIONS).
+      // A request still waiting emits its error only once it gets a connection: reject now.
+      const timer = setTimeout(() => {
+        const err = new Error(`the API server did not answer within ${timeoutMs / 1000} s`);
+        req.destroy(err);
+        onError(err);
+      }, timeoutMs);
+      req.once("close", () => clearTimeout(timer));
+    }
     return req;
   }
 

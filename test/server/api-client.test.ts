@@ -40,6 +40,11 @@ describe("kube API client connections", () => {
       await waitFor("the watch's first event", () => events.length === 1);
       expect(watches).to.equal(1);
       watch.abort();
+      // A request waiting for a connection still ends at its own deadline.
+      const queued = client.request("GET", "/api/v1/namespaces/n/configmaps/late", { timeoutMs: 200 });
+      let refusal: Error | undefined;
+      await queued.catch((err: Error) => { refusal = err; });
+      expect(refusal?.message).to.equal("the API server did not answer within 0.2 s");
       // The queued requests go out on the same connections as the first ones finish.
       let answered = 0;
       const answerAll = setInterval(() => {
