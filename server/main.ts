@@ -92,7 +92,7 @@ async function main() {
     verifyClaims: true,
     ...(config.authenticateApplication ? { authenticationDefaultUser: config.authenticationDefaultUser } : {}),
     // Starts a confirmed side effect when KubeVela's status shows the session, not a backoff round later.
-    sessionProbe: new ApplicationSessionProbe(kc),
+    sessionProbe: new ApplicationSessionProbe(kc, applicationWatch),
     observer: observers(metricsObserver(metrics), ...(events ? [events.observer()] : [])),
     maxRuns: config.maxRuns,
   };

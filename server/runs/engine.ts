@@ -182,12 +182,16 @@ export class RunEngine {
       }
       return local.view();
     }
+    // The claims are read alongside the record (a new run's first poll needs both; one round trip
+    // instead of two), and count only when there is no record.
+    const claims = this.deps.verifyClaims ? this.checkClaims(run) : undefined;
+    claims?.catch(() => undefined); // awaited below; ignored when the run has a record
     const existing = await this.read(run);
     if (existing) return this.answerExisting(kind, run, parameter, existing);
     if (this.draining) throw new UnavailableError("the step executor is shutting down; the step will be polled again");
     const prepared = kind.prepare(parameter, run); // InputError → 422: the step fails
-    if (this.deps.verifyClaims) {
-      const refusal = await this.checkClaims(run);
+    if (claims) {
+      const refusal = await claims;
       if (refusal) return refusal;
     }
     const full = this.capacityAnswer(kind, run);
@@ -208,7 +212,7 @@ export class RunEngine {
     }
     if (!claim.created) return this.answerExisting(kind, run, parameter, claim.record);
     if (pending) {
-      this.probeSession(kind, run, parameter);
+      this.probeSession(kind, run, parameter, claim.record);
       return view(claim.record);
     }
     return this.firstAnswer(this.start(kind, prepared, claim.record, undefined));
@@ -268,23 +272,32 @@ export class RunEngine {
    * under a second), the run is claimed and started; its end wakes the Application, so the
    * workflow goes on at once. A session never stored is left to the sweep, as before.
    */
-  private probeSession(kind: StepKind, run: RunIdentity, parameter: unknown): void {
+  private probeSession(kind: StepKind, run: RunIdentity, parameter: unknown, rec: RunRecord): void {
     const probe = this.deps.sessionProbe;
     if (!probe) return;
     const delays = this.deps.sessionProbeDelaysMs ?? [25, 25, 50, 50, 100, 100, 200, 400, 800, 1_600];
     const key = runKey(run);
+    const ended = new AbortController();
+    const stop = () => ended.abort();
+    this.stopping.signal.addEventListener("abort", stop, { once: true });
+    // The watch hears the status write that stores the session; the reads cover a watch that is down or behind.
+    const heard = probe.heard?.(run, ended.signal).then(() => true);
     void (async () => {
       for (const delay of delays) {
-        await sleep(delay, this.stopping.signal);
+        const fromWatch = await Promise.race([sleep(delay, ended.signal).then(() => false), ...(heard ? [heard] : [])]);
         if (this.active.has(key)) return; // the second poll came first
-        if (!(await probe.stored(run))) continue;
-        const rec = await this.deps.store.get(run);
-        if (!rec || !isPending(rec) || this.draining) return;
+        if (!fromWatch && !(await probe.stored(run))) continue;
+        if (this.draining) return;
+        // The record as created: the claim is a compare-and-swap on it, so a poll or replica that
+        // changed it first makes the claim fail, and the run is left to whoever holds it.
         await this.confirm(kind, run, parameter, rec, false);
         return;
       }
     })().catch((err) => {
       if (!this.stopping.signal.aborted) this.deps.log.debug({ err: describeError(err), run: key }, "session probe ended; the next poll confirms the session");
+    }).finally(() => {
+      this.stopping.signal.removeEventListener("abort", stop);
+      ended.abort();
     });
   }
 

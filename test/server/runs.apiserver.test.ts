@@ -15,6 +15,7 @@ import { HOLDER_LABEL, KubeRunStore, PHASE_LABEL, ReplicaLeases, leaseName, reco
 import { JSON_PATCH } from "../../server/kube/api-client.js";
 import { MemoryRunStore, recordsToPrune, retentionDefaults, runKey } from "../../server/runs/store.js";
 import { ApplicationSessionProbe, holdsSession } from "../../server/kubevela/session-probe.js";
+import { ApplicationWatch } from "../../server/kubevela/application-watch.js";
 import { ApplicationWaker, FIELD_MANAGER, FILTER_ANNOTATION, WAKE_ANNOTATION } from "../../server/kubevela/wake.js";
 import { httpRequest } from "../../steps/http-request/step.js";
 import { readObjectAndWait } from "../../steps/read-object-and-wait/step.js";
@@ -381,6 +382,56 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       expect(target.requests, "one request: the session KubeVela did not store sends nothing").to.have.length(1);
       expect(await a.store.get(dropped)).to.include({ holder: "", attempts: 0 });
       expect(holdsSession([{ name: "group", id: "g", subSteps: [{ name: "purge", id: "x" }] }], "purge", "x"), "step groups' sub-steps count").to.equal(true);
+    });
+
+    it("session probe with the Application watch: the change that stores the session starts the run at once, without reading; a change without it starts nothing", async () => {
+      const { objects } = kubeClients();
+      await objects.create({
+        apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "heard-app", namespace: ns.name },
+        spec: { components: [], workflow: { steps: [{ name: "purge", type: "suspend" }] } },
+      } as never);
+      const stored = await until("KubeVela stored the step's session", async () => {
+        const app = (await objects.read({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "heard-app", namespace: ns.name } })) as {
+          status?: { workflow?: { steps?: { name: string; id: string }[] } };
+        };
+        return app.status?.workflow?.steps?.find((x) => x.name === "purge")?.id;
+      }, 60_000);
+      target = await startTarget((_r, res) => reply(res, 200, { ok: true }));
+      const watch = new ApplicationWatch(kc, log, 60_000);
+      const heard: string[] = [];
+      let listed = false;
+      watch.on((e) => {
+        if (e.type === "listed") listed = true;
+        if (e.type === "modified" && e.application.metadata?.name === "heard-app") heard.push("modified");
+      });
+      watch.start();
+      try {
+        await until("the watch listed the Applications", async () => listed);
+        const probe = new ApplicationSessionProbe(kc, watch);
+        let reads = 0;
+        const stored0 = probe.stored.bind(probe);
+        probe.stored = async (r) => { reads++; return stored0(r); };
+        // The first read would come after 10 minutes: only the watch can start the run in this test.
+        const a = await start("heard-a", { confirmSessions: true, sessionProbe: probe, sessionProbeDelaysMs: [600_000] });
+        const dropped: RunIdentity = { namespace: ns.name, application: "heard-app", step: "purge", session: "not-stored-by-kubevela" };
+        const kept: RunIdentity = { ...dropped, session: stored };
+        expect(await a.engine.poll(httpRequest as never, dropped, post(target.url))).to.deep.include({ phase: "running", message: "http-request: starting" });
+        expect(await a.engine.poll(httpRequest as never, kept, post(target.url))).to.deep.include({ phase: "running", message: "http-request: starting" });
+        expect(target.requests, "nothing before a change of the Application is heard").to.have.length(0);
+        // Any write of the Application brings its status (with the stored session) through the watch.
+        await sh("kubectl", ["annotate", "--overwrite", "-n", ns.name, "application/heard-app", "probe-test=1"]);
+        const rec = await until("the run ends", async () => {
+          const r = await a.store.get(kept);
+          return r?.phase === "succeeded" && r;
+        });
+        expect(rec).to.include({ holder: "heard-a", attempts: 1, acknowledged: true });
+        expect(heard.length, "the annotation came through the watch").to.be.greaterThan(0);
+        expect(reads, "no read of the Application: the watch's event carried the session").to.equal(0);
+        expect(target.requests, "one request: the dropped session heard nothing that stores it").to.have.length(1);
+        expect(await a.store.get(dropped)).to.include({ holder: "", attempts: 0 });
+      } finally {
+        await watch.stop();
+      }
     });
 
     it("the StepRun never holds a secret value: messages, outputs and the journal are redacted", async () => {
