@@ -13,7 +13,7 @@ import { fmt, log, mean, median, percentile, sleep } from "./lib/common.js";
 import { hasFlag } from "./lib/executor.js";
 import { installVariants, VARIANT_NOTES } from "./lib/variants.js";
 
-export interface OverheadRun { variant: string; i: number; wallMs: number; executorPolls?: number; executorMs?: number; targetCalls: number }
+export interface OverheadRun { variant: string; i: number; wallMs: number; executorPolls?: number; executorMs?: number; confirmMs?: number; targetCalls: number }
 export interface VariantStats { n: number; median: number; p95: number; mean: number; min: number; max: number }
 export interface OverheadPass { title: string; shape: "call-only" | "after-apply-component"; executorFlags: string[]; n: number; warmup: number; variants: string[]; runs: OverheadRun[]; stats: Record<string, VariantStats> }
 
@@ -68,6 +68,8 @@ async function runPass(ctx: BenchContext, title: string, shape: OverheadPass["sh
           const stats = await ctx.executor.stats(true);
           run.executorPolls = stats.pollsByApp?.[`${ns.name}/${name}`] ?? 0;
           run.executorMs = stats.engineMsByApp?.[`${ns.name}/${name}`] ?? 0;
+          const confirmMs = stats.confirmMsByApp?.[`${ns.name}/${name}`];
+          if (confirmMs !== undefined) run.confirmMs = confirmMs;
         }
         if (i >= 0) runs.push(run);
         log(`overhead ${shape} ${name}: ${wallMs.toFixed(0)} ms${run.executorPolls !== undefined ? ` (${run.executorPolls} executor poll(s), ${run.executorMs!.toFixed(1)} ms in the engine)` : ""}`);

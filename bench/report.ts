@@ -72,9 +72,10 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   const reactOurs = lat("read-object-and-wait");
   const reactBuiltin = lat("bench-wait-object");
   const reactSuspend = lat("suspend");
-  const L = (mode: "http" | "object", n: number) => (sc ? findLevel(sc, mode, n) : undefined);
+  const L = (mode: "http" | "object" | "github", n: number) => (sc ? findLevel(sc, mode, n) : undefined);
   const http100 = L("http", 100), http1k = L("http", 1000), http10k = L("http", 10000);
   const obj100 = L("object", 100), obj1k = L("object", 1000), obj10k = L("object", 10000);
+  const gh10k = L("github", 10000);
   const withFlags = (mode: string, n: number, pred: (l: LevelResult) => boolean) => sc?.levels.find((l) => l.level.mode === mode && l.level.n === n && !l.level.profile && pred(l));
   const memStore = (l: LevelResult) => !!l.level.flags?.includes("memory") && !l.level.nodeFlags && l.level.runtime !== "tsx";
   const http1kMem = withFlags("http", 1000, memStore), http10kMem = withFlags("http", 10000, memStore), obj1kMem = withFlags("object", 1000, memStore);
@@ -128,7 +129,8 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
   if (http10k) {
     out.push(`| 3c | executor RSS with 10,000 waiting steps | < 256 MiB | \`http-request\` (one call in flight each): ${mib(http10k.rssLoadMiB)} MiB (idle ${mib(http10k.rssIdleMiB)} MiB; ${http10k.level.n - http10k.startFailures} runs started)` +
       (http10kMem ? `; in-memory run store ${mib(http10kMem.rssLoadMiB)} MiB` : "") + (http10kTsx ? `; under tsx (\`npm start\`) ${mib(http10kTsx.rssLoadMiB)} MiB` : "") +
-      (obj10k ? `; \`read-object-and-wait\` ${mib(obj10k.rssLoadMiB)} MiB (${obj10k.level.n - obj10k.startFailures} started)` : "") + ` | ${ok(http10k.rssLoadMiB < 256 && http10k.startFailures === 0)} |`);
+      (obj10k ? `; \`read-object-and-wait\` ${mib(obj10k.rssLoadMiB)} MiB (${obj10k.level.n - obj10k.startFailures} started)` : "") +
+      (gh10k ? `; \`github-actions\` (waiting on runs, 100 repositories) ${mib(gh10k.rssLoadMiB)} MiB (${gh10k.githubRuns ?? 0} runs dispatched)` : "") + ` | ${ok(http10k.rssLoadMiB < 256 && http10k.startFailures === 0)} |`);
   }
   if (obj10k) {
     out.push(`| 3d | apiserver load of 10,000 waiting \`read-object-and-wait\` steps | (report) | kube-apiserver ${fmt(obj10k.apiserver!.totalPerS)} requests/s in all, ${fmt(obj10k.apiserver!.cpuPct)} % CPU, etcd ${fmt(obj10k.apiserver!.etcdCpuPct)} %; executor ${fmt(obj10k.executorCpuPct)} % CPU; ${obj10k.startFailures} of 10,000 runs did not start within ${obj10k.level.createBudgetS ?? 120} s (before the watch: ${BEFORE_WATCH.obj10k}) | ${obj10k.startFailures === 0 && obj10k.errors === 0 ? "fixed (3)" : "**a problem** (3)"} |`);
@@ -186,23 +188,25 @@ export function renderReport({ header: h, results, durationS, sections }: Input)
     const m = o.main.stats, u = o.unconfirmed?.stats, b = o.breakdown?.stats;
     const pollsMain = o.main.runs.filter((x) => x.variant === "http-request").map((x) => x.executorPolls ?? 0);
     const enginePerRun = (o.unconfirmed ?? o.main).runs.filter((x) => x.variant === "http-request").map((x) => x.executorMs ?? 0);
+    const confirmMs = o.main.runs.filter((x) => x.variant === "http-request" && x.confirmMs !== undefined).map((x) => x.confirmMs!);
     out.push("### Where the extra time goes", "");
-    if (u && percentile(pollsMain, 50) >= 2) {
-      out.push(`- **The session confirmation costs the most.** With the executor's defaults a side-effecting step starts only once KubeVela has stored its session (\`--confirm-session on\`: the executor reads the Application's status after the first poll, then wakes the Application when the call is done; docs/runs.md §3), so every \`http-request\` took ${fmt(percentile(pollsMain, 50))} polls and the workflow ${fmt(m["http-request"]!.median - m.request!.median)} ms more than \`request\` (median): one status write and one more reconcile. ` +
-        `With \`--confirm-session off\` the call finishes in the first evaluation and the gap is ${fmt(u["http-request"]!.median - u.request!.median)} ms (ratio ${fmt(u["http-request"]!.median / u.request!.median)}).`);
+    if (u) {
+      out.push(`- **The session confirmation costs the most: one more reconcile.** With the executor's defaults a side-effecting step starts only once KubeVela has stored its session (\`--confirm-session on\`, docs/runs.md §3): the first poll records the run as pending and answers \`running\`; KubeVela ends its reconcile with the status write that stores the session` +
+        (confirmMs.length ? `, which the executor hears through its Application watch and claims the run ${fmt(percentile(confirmMs, 50))} ms (median; p95 ${fmt(percentile(confirmMs, 95))}) after its answer to the first poll` : "") +
+        `; then the call, the run's end in its StepRun, and the wake-up (a patch of the Application) make KubeVela reconcile again, and that evaluation answers from the StepRun. ` +
+        `The workflow takes ${fmt(m["http-request"]!.median - m.request!.median)} ms more than \`request\` (median); with \`--confirm-session off\` the call finishes in the first evaluation and the gap is ${fmt(u["http-request"]!.median - u.request!.median)} ms (ratio ${fmt(u["http-request"]!.median / u.request!.median)}).`);
     }
-    out.push(`- **The executor is not where the time goes**: it spends ${fmt(percentile(enginePerRun, 50))} ms (median) answering a run's polls, the call to the target included` +
-      (defaultStoreIsKube ? ` (with the default run store most of that is writing the run's record to the kube-apiserver${tlsPerCall ? " over a new TLS connection per request; see 3" : ""}).` : "."));
-    if (b) {
-      out.push(`- **The rest is the CUE template, evaluated by the controller.** KubeVela runs a template's provider calls one at a time and re-evaluates the whole template after each: ours makes three (\`kube.#Read\` of Secret \`step-executor\` in the Application's namespace, the \`http.#HTTPDo\` to the executor with HMAC and JSON in CUE, and a \`#Message\` on success) where \`request\` makes one. ` +
-        `The breakdown measures it: the read alone adds ${fmt(b["bench-request-1read"]!.median - b.request!.median)} ms to the built-in \`request\`; our definition without it is ${fmt(b["bench-http-request-noreads"]!.median - b.request!.median)} ms slower than \`request\`, with it ${fmt(b["http-request"]!.median - b.request!.median)} ms.`);
-    }
+    out.push(`- **The executor's own part**: it spends ${fmt(percentile(enginePerRun, 50))} ms (median) answering a run's polls, the call to the target included` +
+      (defaultStoreIsKube ? ` — mostly the run's record on the kube-apiserver: its claim (the create), the intent before the call and the result, each a write that must land before the next step (docs/runs.md §2, §4)${tlsPerCall ? ", over a new TLS connection per request; see 3" : ""}.` : "."));
+    out.push(`- **The CUE template, evaluated by the controller.** KubeVela runs a template's provider calls one at a time and evaluates the whole template again after each (section 7 measures the CPU of one evaluation). A starting \`http-request\` makes four calls in its first reconcile — \`kube.#Read\` of its StepRun (not there yet), \`kube.#Read\` of Secret \`step-executor\` (the executor's URL and the namespace's key), the \`http.#HTTPDo\` to the executor, \`#ConditionalWait\` — plus a \`kube.#List\` of the executor's EndpointSlices in the cluster; its last reconcile makes two (the StepRun read, a \`#Message\` with the result). The built-in \`request\` makes one.` +
+      (b ? ` The breakdown: a read alone adds ${fmt(b["bench-request-1read"]!.median - b.request!.median)} ms to the built-in \`request\`; our definition without the Secret read is ${fmt(b["bench-http-request-noreads"]!.median - b.request!.median)} ms slower than \`request\`, with it ${fmt(b["http-request"]!.median - b.request!.median)} ms.` : ""));
     out.push(
       "",
-      "Proposed fixes (not made here: they are outside bench/):",
-      "- addon/definitions/_shared/executor-call.cue: read one object instead of two (keep the URL next to the token in the Secret), and drop the `#Message` call on success (the phase already says it): two provider calls instead of four for a fast call.",
-      "- server/ (session confirmation): let the first poll start calls that are idempotent for the target (GET/HEAD/PUT/DELETE) or that the user marks so; the others keep the extra reconcile that confirmation costs.",
-      "- A ratio ≤ 1.05 for a workflow whose only step is one fast call looks out of reach for any step that must first find its executor; in a real workflow the absolute gap matters more than the ratio (see the `apply-component` pass).",
+      "What is left, and why the goal ≤ 1.05 is out of reach for a step with side effects:",
+      "- The confirmation round is the price of exactly-once: KubeVela makes a step's session id up in the reconcile that first runs it and drops it whenever that reconcile's status write fails (any write to the Application meanwhile, a controller restart; KubeVela conflicts with itself often, docs/runs.md §3). The built-in `request` sends its request again in the next session; ours waits for the stored session, which costs the second reconcile. Starting safe methods (GET/HEAD) on the first poll would save it for them, but servers that act on a GET (build triggers) would then see it twice: not done.",
+      "- Dropping the `#Message` on success would save one evaluation of the last reconcile, but `vela status` would lose the step's result line: kept.",
+      "- The StepRun read is what lets a waiting step be answered without the executor (an executor outage never fails or stalls it, issue 15); the Secret read keeps each namespace's key to itself (SECURITY.md). Both stay.",
+      "- In a workflow that deploys something first, the absolute gap is what users notice (the `apply-component` pass).",
       "",
     );
   }

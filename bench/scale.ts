@@ -4,6 +4,10 @@
 //                  (the executor keeps one outbound connection per waiting step, no other work)
 //   mode "object": read-object-and-wait steps waiting on a ConfigMap on the real kube-apiserver
 //                  whose condition never holds (they follow it through one shared watch)
+//   mode "github": github-actions steps that dispatched a workflow on the local GitHub server
+//                  (test/github-server: every request and answer checked against GitHub's OpenAPI
+//                  description) and wait for its hour-long run; 100 runs per repository, so each
+//                  repository's one poller follows its runs with one list call
 // Each level runs in a fresh executor process: create N runs (their first polls), then poll them
 // at `rate` polls/s in total for `steadyS` seconds (run k % N at start + k / rate), bounded in
 // count and time. Figures: client- and server-side poll latency, executor CPU and RSS, and for
@@ -19,8 +23,9 @@ import { hasFlag, startExecutor, type BenchExecutor, type GcMemory, type Runtime
 import { summariseProfile, type ProfileSummary } from "./lib/profile.js";
 import { growthPerStep, summarizeSnapshot } from "./lib/heap-summary.js";
 import type { BenchTarget } from "./lib/target.js";
+import { FakeGitHub, type FakeRepo } from "../test/github-server/server.js";
 
-export type Mode = "http" | "object";
+export type Mode = "http" | "object" | "github";
 export interface Level {
   mode: Mode;
   n: number;
@@ -37,6 +42,8 @@ export interface Level {
   flags?: string[];
   /** Heap snapshots before and after creating the runs: where a waiting step's V8 heap goes. */
   heap?: boolean;
+  /** Environment of the executor process (e.g. glibc's MALLOC_ARENA_MAX). */
+  env?: Record<string, string>;
   /** Runs created at a time (default 500); KubeVela itself sends at most --concurrent-reconciles (4) polls at once. */
   createConcurrency?: number;
 }
@@ -72,6 +79,8 @@ export interface LevelResult {
   kubeConnectionsPerS: number;
   apiserver?: { getConfigmapsPerS: number; totalPerS: number; cpuPct: number; etcdCpuPct: number };
   profile?: ProfileSummary;
+  /** github mode: runs the local GitHub server holds, i.e. dispatches that reached it. */
+  githubRuns?: number;
 }
 
 export interface ScaleResult { levels: LevelResult[]; executorCommand: string }
@@ -82,11 +91,13 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
     runtime: level.runtime ?? "compiled",
     ...(profDir ? { cpuProfDir: profDir } : {}),
     ...(level.nodeFlags ? { nodeFlags: level.nodeFlags } : {}),
-    // "http" holds one request per waiting step to the one target host: lift the per-host limit
-    // (default 16 in flight, 256 queued), which would otherwise queue and refuse them.
+    ...(level.env ? { env: level.env } : {}),
+    // "http" holds one request per waiting step to the one target host, "github" dispatches as many
+    // runs as are created at a time to the one GitHub host: lift the per-host limit (default 16 in
+    // flight, 256 queued), which would otherwise queue and refuse them.
     // The levels measure n waiting steps on one replica: lift --max-runs (default 1,000) to n too.
     flags: [
-      ...(level.mode === "http" && hasFlag("outbound-host-concurrency") ? ["--outbound-host-concurrency", String(level.n + 16), "--outbound-host-queue", "0"] : []),
+      ...(level.mode !== "object" && hasFlag("outbound-host-concurrency") ? ["--outbound-host-concurrency", String(level.n + 16), "--outbound-host-queue", "0"] : []),
       ...(hasFlag("max-runs") ? ["--max-runs", String(level.n)] : []),
       ...(level.flags ?? []),
     ],
@@ -96,19 +107,23 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
   const snapshot = (name: string) => join(ctx.workDir, `heap-${level.mode}-${level.n}-${name}.heapsnapshot`);
   if (level.heap) await executor.heapSnapshot(snapshot("idle"));
   const client = new Pool(executor.url, { connections: 512, pipelining: 1, keepAliveTimeout: 60_000 });
-  const path = `/v1/steps/${level.mode === "http" ? "http-request" : "read-object-and-wait"}`;
-  const parameter = level.mode === "http"
+  const path = `/v1/steps/${STEP_KIND[level.mode]}`;
+  const github = level.mode === "github" ? await startGithub(level.n) : undefined;
+  const parameterOf = (i: number): unknown => level.mode === "http"
     ? { url: `${target.url}/slow?holdMs=600000`, method: "GET", timeout: "10m", retries: 0, backoff: "1s", maxBackoff: "30s" }
-    : { apiVersion: "v1", kind: "ConfigMap", name: "never-ready", condition: "object.data.enabled == 'true'", timeout: "1h" };
+    : level.mode === "object"
+      ? { apiVersion: "v1", kind: "ConfigMap", name: "never-ready", condition: "object.data.enabled == 'true'", timeout: "1h" }
+      : { owner: "bench", repo: `repo-${Math.floor(i / RUNS_PER_REPO)}`, workflow: "deploy.yml", ref: "main", credentials: { token: { name: githubSecret(Math.floor(i / RUNS_PER_REPO)) } }, apiURL: github!.url, timeout: "2h" };
   const levelId = Date.now().toString(36);
   // The bodies and signatures, as the definitions would send them (precomputed: the generator stays cheap).
   const bodies = Array.from({ length: level.n }, (_, i) => {
     // Sessions of this level only: the levels share a namespace and an Application, and a run of an
     // earlier level (its executor stopped) would otherwise be taken over instead of started.
-    const body = JSON.stringify({ run: { namespace, application: "scale", step: `s${i}`, session: `${level.mode}-${level.n}-${levelId}-${i}` }, parameter });
+    const body = JSON.stringify({ run: { namespace, application: "scale", step: `s${i}`, session: `${level.mode}-${level.n}-${levelId}-${i}` }, parameter: parameterOf(i) });
     return { body, headers: { "content-type": "application/json", "x-step-executor-signature": sign(namespaceKey(executor.token, namespace), body) } };
   });
   let errors = 0;
+  let lastMessage = "";
   const send = async (i: number): Promise<{ ms: number; phase?: string }> => {
     const t0 = performance.now();
     try {
@@ -116,7 +131,9 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
       const text = await res.body.text();
       const ms = performance.now() - t0;
       if (res.statusCode !== 200) { errors++; return { ms }; }
-      return { ms, phase: (JSON.parse(text) as { phase: string }).phase };
+      const answer = JSON.parse(text) as { phase: string; message?: string };
+      lastMessage = answer.message ?? "";
+      return { ms, phase: answer.phase };
     } catch {
       errors++;
       return { ms: performance.now() - t0 };
@@ -138,13 +155,22 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
     const createS = (performance.now() - t0) / 1000;
     const startFailures = first.filter((f) => f.phase !== "running").length;
     if (startFailures > 0) log(`scale ${level.mode} n=${level.n}: ${startFailures} runs did not start waiting in time (the executor is overloaded)`);
+    if (github) {
+      // A step answers "running" also while it retries its dispatch: count the runs GitHub holds.
+      const want = level.n - startFailures;
+      // One dispatch per second per credential (Octokit's write throttle, GitHub's advice against
+      // secondary rate limits): a repository's 100 dispatches take 100 s.
+      const end = performance.now() + 60_000 + RUNS_PER_REPO * 1_500;
+      while (github.runs.length < want && performance.now() < end) await sleep(500);
+      if (github.runs.length < want) log(`scale github n=${level.n}: ${want - github.runs.length} of ${want} started steps have not dispatched their run (a step's message: ${lastMessage})`);
+    }
     await sleep(ctx.smoke ? 200 : 2_000);
     const rssCreatedMiB = executor.proc().rssBytes / MiB;
     let heapGrowth: LevelResult["heapGrowth"];
     if (level.heap) {
       await executor.heapSnapshot(snapshot("created"));
       heapGrowth = growthPerStep(summarizeSnapshot(snapshot("idle")), summarizeSnapshot(snapshot("created")), level.n - startFailures);
-      for (const f of ["idle", "created"]) rmSync(snapshot(f), { force: true });
+      if (!process.env.BENCH_KEEP_HEAP) for (const f of ["idle", "created"]) rmSync(snapshot(f), { force: true });
     }
     errors = 0;
 
@@ -203,6 +229,7 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
       kubeRequestsPerS: Object.fromEntries(Object.entries(statsAfter.kubeRequests).map(([k, v]) => [k, (v - (statsBefore.kubeRequests[k] ?? 0)) / wallS]).filter(([, v]) => (v as number) > 0)),
       kubeConnectionsPerS: (statsAfter.kubeConnections - statsBefore.kubeConnections) / wallS,
     };
+    if (github) result.githubRuns = github.runs.length;
     if (level.mode === "object") {
       result.kubeReadsPerS = ((statsAfter.kubeRequests["GET configmaps"] ?? 0) - (statsBefore.kubeRequests["GET configmaps"] ?? 0)) / wallS;
       const d = deltaRequests(reqBefore!, reqAfter!);
@@ -225,14 +252,37 @@ async function runLevel(ctx: BenchContext, level: Level, target: BenchTarget, na
     await client.destroy().catch(() => undefined);
     await executor.stop();
     target.releaseAll();
+    await github?.close().catch(() => undefined);
   }
+}
+
+const STEP_KIND: Record<Mode, string> = { http: "http-request", object: "read-object-and-wait", github: "github-actions" };
+/** Waiting github-actions steps per repository (a poller lists 100 runs at most per call). */
+const RUNS_PER_REPO = 100;
+/** Each repository's team has its own token (Secret): Octokit sends one write a second per token. */
+const githubSecret = (repo: number) => `bench-github-${repo}`;
+const githubToken = (repo: number) => `ghp_bench${String(repo).padStart(31, "0")}`;
+
+/** The local GitHub server: enough repositories for `n` runs, runs that last an hour, a rate limit that does not bind. */
+function startGithub(n: number): Promise<FakeGitHub> {
+  const repos: FakeRepo[] = Array.from({ length: Math.ceil(n / RUNS_PER_REPO) }, (_, r) => ({
+    owner: "bench", name: `repo-${r}`, branches: ["main"],
+    workflows: [{ id: 7000 + r, file: "deploy.yml", name: "Deploy", script: { queuedMs: 0, runningMs: 60 * 60_000, conclusion: "success" } }],
+  }));
+  return new FakeGitHub({ repos, tokens: repos.map((_, r) => githubToken(r)), rateLimit: { limit: 100_000_000, windowMs: 60 * 60_000 } }).start();
 }
 
 export function scaleLevels(smoke: boolean): Level[] {
   // The executor's defaults, and — when its default run store is not in memory — the in-memory
   // store too, to separate the cost of the run records from the cost of the engine.
   const memory = hasFlag("run-store") ? ["--run-store", "memory"] : undefined;
-  if (smoke) return [{ mode: "http", n: 10, rate: 20, steadyS: 1, runtime: "tsx", heap: true }, { mode: "object", n: 10, rate: 20, steadyS: 1, runtime: "tsx", ...(memory ? { flags: memory } : {}) }];
+  if (smoke) {
+    return [
+      { mode: "http", n: 10, rate: 20, steadyS: 1, runtime: "tsx", heap: true },
+      { mode: "object", n: 10, rate: 20, steadyS: 1, runtime: "tsx", ...(memory ? { flags: memory } : {}) },
+      { mode: "github", n: 10, rate: 20, steadyS: 1, runtime: "tsx" },
+    ];
+  }
   const levels: Level[] = [
     // Per-poll cost at a fixed 1,000 polls/s while the number of waiting steps grows; n = 1,000 is
     // "each run polled every 1 s", KubeVela's fastest rate; n = 10,000 means every 10 s.
@@ -243,10 +293,18 @@ export function scaleLevels(smoke: boolean): Level[] {
     { mode: "object", n: 100, rate: 1000, steadyS: 15 },
     { mode: "object", n: 1000, rate: 1000, steadyS: 15 },
     { mode: "object", n: 10000, rate: 1000, steadyS: 15, createBudgetS: 150 },
+    // github-actions steps waiting on runs (100 repositories at 10,000).
+    { mode: "github", n: 1000, rate: 1000, steadyS: 15 },
+    { mode: "github", n: 10000, rate: 1000, steadyS: 15, createBudgetS: 300 },
     // The same 10,000 arriving in a smaller burst (100 polls at once, not 500; KubeVela itself sends
     // at most a few, one per reconcile worker, and a starting http-request holds its poll for
     // --first-answer-wait): RSS keeps the high-water of the creation burst.
     { mode: "http", n: 10000, rate: 1000, steadyS: 20, createConcurrency: 100, createBudgetS: 300 },
+    // glibc's malloc with 2 arenas instead of up to 8 per core: what native memory the arenas keep.
+    { mode: "http", n: 10000, rate: 1000, steadyS: 20, env: { MALLOC_ARENA_MAX: "2" } },
+    { mode: "object", n: 10000, rate: 1000, steadyS: 15, createBudgetS: 150, env: { MALLOC_ARENA_MAX: "2" } },
+    // V8 trading CPU for a smaller heap (slower heap growth, more frequent full collections).
+    { mode: "http", n: 10000, rate: 1000, steadyS: 20, nodeFlags: ["--optimize-for-size"] },
   ];
   if (memory) {
     levels.push(
@@ -264,6 +322,7 @@ export function scaleLevels(smoke: boolean): Level[] {
     // Heap snapshots: where a waiting step's memory goes (writing a snapshot raises RSS, so not in the levels above).
     { mode: "http", n: 1000, rate: 1000, steadyS: 2, heap: true },
     { mode: "object", n: 1000, rate: 1000, steadyS: 2, heap: true },
+    { mode: "github", n: 1000, rate: 1000, steadyS: 2, heap: true },
     // CPU profiles (node --cpu-prof).
     { mode: "http", n: 500, rate: 500, steadyS: 10, profile: true },
     { mode: "object", n: 300, rate: 100, steadyS: 15, profile: true },
@@ -276,6 +335,10 @@ export async function scale(ctx: BenchContext, levels = scaleLevels(ctx.smoke)):
   await createObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "never-ready", namespace: ns.name }, data: { enabled: "false" } } as never);
   // The Application the runs name: the executor starts runs only for Applications that exist.
   await createObject({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "scale", namespace: ns.name }, spec: { components: [] } } as never);
+  // The github-actions steps' tokens, one per repository (read by the executor as the Application's identity would).
+  const repos = Math.ceil(Math.max(0, ...levels.filter((l) => l.mode === "github").map((l) => l.n)) / RUNS_PER_REPO);
+  await pool(Array.from({ length: repos }, (_, r) => r), 10, (r) =>
+    createObject({ apiVersion: "v1", kind: "Secret", metadata: { name: githubSecret(r), namespace: ns.name }, stringData: { token: githubToken(r) } } as never));
   const results: LevelResult[] = [];
   try {
     for (const level of levels) {
@@ -293,7 +356,7 @@ export async function scale(ctx: BenchContext, levels = scaleLevels(ctx.smoke)):
 const perStepKiB = (l: LevelResult) => ((l.rssCreatedMiB - l.rssIdleMiB) * 1024) / l.level.n;
 const mib = (x: number) => x.toFixed(0);
 
-export function findLevel(r: ScaleResult, mode: Mode, n: number, extra: (l: Level) => boolean = (l) => !l.profile && !l.heap && !l.createConcurrency && !l.nodeFlags && (l.runtime ?? "compiled") === "compiled" && !l.flags?.length) {
+export function findLevel(r: ScaleResult, mode: Mode, n: number, extra: (l: Level) => boolean = (l) => !l.profile && !l.heap && !l.createConcurrency && !l.nodeFlags && !l.env && (l.runtime ?? "compiled") === "compiled" && !l.flags?.length) {
   return r.levels.find((l) => l.level.mode === mode && l.level.n === n && extra(l.level));
 }
 
@@ -301,7 +364,7 @@ export function scaleMarkdown(r: ScaleResult): string {
   const plain = r.levels.filter((l) => !l.level.profile && !l.level.heap);
   const row = (l: LevelResult) => {
     const every = l.level.n / l.level.rate;
-    const tags = [l.level.createConcurrency ? `created ${l.level.createConcurrency} at a time` : "", l.level.flags?.length ? `\`${l.level.flags.join(" ")}\`` : "", l.level.runtime === "tsx" ? "tsx (`npm start`)" : "", l.level.nodeFlags ? `\`node ${l.level.nodeFlags.join(" ")}\`` : ""].filter(Boolean).join(", ");
+    const tags = [l.level.createConcurrency ? `created ${l.level.createConcurrency} at a time` : "", l.level.flags?.length ? `\`${l.level.flags.join(" ")}\`` : "", l.level.runtime === "tsx" ? "tsx (`npm start`)" : "", l.level.nodeFlags ? `\`node ${l.level.nodeFlags.join(" ")}\`` : "", l.level.env ? Object.entries(l.level.env).map(([k, v]) => `\`${k}=${v}\``).join(" ") : ""].filter(Boolean).join(", ");
     const kubeTotal = Object.values(l.kubeRequestsPerS).reduce((a, b) => a + b, 0);
     return `| ${l.level.mode} | ${l.level.n.toLocaleString("en")}${tags ? ` (${tags})` : ""} | ${fmt(every)} s | ${fmt(l.achievedRate)} | ${fmt(l.client.p50)} / ${fmt(l.client.p99)} / ${fmt(l.client.max)} | ${fmt(l.server.p50)} / ${fmt(l.server.p99)} | ${fmt(l.server.loopDelayP99)} | ${fmt(l.executorCpuPct)} | ${fmt(l.cpuPerPollUs)} | ${mib(l.rssIdleMiB)} / ${mib(l.rssCreatedMiB)} / ${mib(l.rssLoadMiB)} | ${fmt(perStepKiB(l))} | ${fmt(l.heapAfterGcMiB)} | ${fmt(kubeTotal)} / ${fmt(l.kubeConnectionsPerS)} | ${l.startFailures}/${l.errors}/${l.skipped} | ${fmt(l.createS)} |`;
   };
@@ -322,6 +385,11 @@ export function scaleMarkdown(r: ScaleResult): string {
       "| waiting steps | executor GETs of the object/s | apiserver `GET configmaps`/s | apiserver requests/s (all) | kube-apiserver CPU % | etcd CPU % |",
       "|---|---|---|---|---|---|",
       ...obj.map((l) => `| ${l.level.n.toLocaleString("en")}${l.level.flags?.length ? ` (\`${l.level.flags.join(" ")}\`)` : ""}${l.level.nodeFlags ? ` (\`node ${l.level.nodeFlags.join(" ")}\`)` : ""}${l.level.runtime === "tsx" ? " (tsx)" : ""} | ${fmt(l.kubeReadsPerS!)} | ${fmt(l.apiserver!.getConfigmapsPerS)} | ${fmt(l.apiserver!.totalPerS)} | ${fmt(l.apiserver!.cpuPct)} | ${fmt(l.apiserver!.etcdCpuPct)} |`));
+  }
+  const gh = plain.filter((l) => l.githubRuns !== undefined);
+  if (gh.length) {
+    lines.push("", "Github mode: each step dispatched a workflow run on the local GitHub server and waits for its conclusion (an hour away); " +
+      `runs the server holds at the end: ${gh.map((l) => `${l.githubRuns!.toLocaleString("en")} of ${l.level.n.toLocaleString("en")}`).join(", ")} (no dispatch twice, none missing).`);
   }
   const grown = r.levels.filter((l) => l.heapGrowth);
   if (grown.length) {

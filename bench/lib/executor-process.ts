@@ -2,6 +2,8 @@
 // whatever they are — started in a process that first installs counters (not a product entry
 // point; started by bench/lib/executor.ts):
 //   - RunEngine.prototype.poll: polls and engine time per Application (namespace/application);
+//   - RunEngine.prototype.confirm: how long after its first poll's answer a pending run was claimed
+//     (the session confirmation: KubeVela's status write heard or read, or its second poll);
 //   - http.createServer (express's app.listen): server-side time of every POST, the event-loop
 //     delay, and GET /bench/{stats,latency,gc,heap} answered before the app sees them; prints
 //     "BENCH-LISTENING <port>" once listening;
@@ -18,6 +20,8 @@ import { RunEngine } from "../../server/runs/engine.js";
 // ---- polls --------------------------------------------------------------------------------------
 const pollsByApp = new Map<string, number>();
 const engineMsByApp = new Map<string, number>();
+const firstAnswerAt = new Map<string, number>();
+const confirmMsByApp = new Map<string, number>();
 let polls = 0;
 let engine: RunEngine | undefined;
 const poll = RunEngine.prototype.poll;
@@ -32,7 +36,17 @@ RunEngine.prototype.poll = async function (this: RunEngine, ...args: Parameters<
     return await poll.apply(this, args);
   } finally {
     engineMsByApp.set(k, (engineMsByApp.get(k) ?? 0) + performance.now() - t0);
+    if (!firstAnswerAt.has(k)) firstAnswerAt.set(k, performance.now());
   }
+};
+type Confirm = (...args: [unknown, { namespace: string; application: string }, ...unknown[]]) => Promise<unknown>;
+const engineProto = RunEngine.prototype as unknown as { confirm: Confirm };
+const confirm = engineProto.confirm;
+engineProto.confirm = function (this: RunEngine, ...args: Parameters<Confirm>) {
+  const k = `${args[1].namespace}/${args[1].application}`;
+  const t = firstAnswerAt.get(k);
+  if (t !== undefined && !confirmMsByApp.has(k)) confirmMsByApp.set(k, performance.now() - t);
+  return confirm.apply(this, args);
 };
 
 // ---- the executor's requests to the kube-apiserver ------------------------------------------------
@@ -109,7 +123,7 @@ function benchEndpoint(req: IncomingMessage, res: ServerResponse): boolean {
       running: (engine as unknown as { activeRuns?: number } | undefined)?.activeRuns ?? -1,
       rssBytes: m.rss,
       heapUsedBytes: m.heapUsed,
-      ...(url.includes("apps=1") ? { pollsByApp: Object.fromEntries(pollsByApp), engineMsByApp: Object.fromEntries(engineMsByApp) } : {}),
+      ...(url.includes("apps=1") ? { pollsByApp: Object.fromEntries(pollsByApp), engineMsByApp: Object.fromEntries(engineMsByApp), confirmMsByApp: Object.fromEntries(confirmMsByApp) } : {}),
     });
   }
   return true;

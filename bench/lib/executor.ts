@@ -24,6 +24,8 @@ export interface ExecutorStats {
   pollsByApp?: Record<string, number>;
   /** Milliseconds the engine spent answering each Application's polls (summed). */
   engineMsByApp?: Record<string, number>;
+  /** Per Application: ms from its first poll's answer to the claim of its pending run (absent: never pending). */
+  confirmMsByApp?: Record<string, number>;
 }
 
 export interface ServerLatency { count: number; p50: number; p90: number; p99: number; max: number; loopDelayP99: number; loopDelayMax: number }

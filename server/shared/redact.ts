@@ -14,6 +14,8 @@
 // every form of every secret), so cost is linear in the text, whatever the number of secrets.
 // What this cannot catch (other transformations, guessing) is listed in SECURITY.md.
 
+import { createHash } from "node:crypto";
+
 /** Values shorter than this are not redacted: masking "a" or "1" would garble every message. */
 export const MIN_REDACTED_LENGTH = 4;
 /** Runs of this many characters of a secret are masked wherever they appear. */
@@ -51,36 +53,96 @@ function encodedForms(line: string): string[] {
   return forms;
 }
 
+/**
+ * What is masked for one secret value: its folded GRAM-long runs (every form) by hash — most hashes
+ * have one run, so a string rather than a set — and its folded starts shorter than GRAM.
+ */
+interface GramTable {
+  grams: Map<number, string | string[]>;
+  starts: Set<string>;
+}
+
+function addGram(grams: GramTable["grams"], h: number, g: string): void {
+  const had = grams.get(h);
+  if (had === undefined) grams.set(h, g);
+  else if (typeof had === "string") { if (had !== g) grams.set(h, [had, g]); }
+  else if (!had.includes(g)) had.push(g);
+}
+
+function hasGram(grams: GramTable["grams"], h: number, g: () => string): boolean {
+  const had = grams.get(h);
+  if (had === undefined) return false;
+  return typeof had === "string" ? had === g() : had.includes(g());
+}
+
+function buildTable(value: string): GramTable {
+  const table: GramTable = { grams: new Map(), starts: new Set() };
+  // Per line, without PEM armour: the armour is public, and lines are shown joined in many ways.
+  for (const line of value.replace(/-----(BEGIN|END)[A-Z0-9 ]*-----/g, "\n").split(/\r?\n|\\n/)) {
+    const t = line.trim();
+    if (t.length < MIN_REDACTED_LENGTH) continue;
+    for (let n = MIN_REDACTED_LENGTH; n < GRAM && n < t.length; n++) table.starts.add(foldString(t.slice(0, n)));
+    if (t.length < GRAM) continue;
+    for (const form of encodedForms(t)) {
+      const f = foldString(form);
+      for (let i = 0; i + GRAM <= f.length; i++) {
+        const g = f.slice(i, i + GRAM);
+        addGram(table.grams, hashOf(g), g);
+      }
+    }
+  }
+  return table;
+}
+
+/**
+ * One table per secret value for the whole process while any run uses it: a thousand steps with
+ * the same token share one (~20 KB each otherwise). Keyed by a hash, so the cache itself keeps no
+ * secret; a table nobody uses any more is collected and its key dropped.
+ */
+const tables = new Map<string, WeakRef<GramTable>>();
+const forget = new FinalizationRegistry<string>((key) => {
+  if (tables.get(key)?.deref() === undefined) tables.delete(key);
+});
+
+function tableOf(value: string): GramTable {
+  const key = createHash("sha256").update(value).digest("base64");
+  let table = tables.get(key)?.deref();
+  if (!table) {
+    table = buildTable(value);
+    tables.set(key, new WeakRef(table));
+    forget.register(table, key);
+  }
+  return table;
+}
+
 export class Redactor {
   /** Exact values (any length ≥ MIN_REDACTED_LENGTH), masked as before. */
   private readonly values = new Set<string>();
-  /** Folded GRAM-long runs of every form of every secret, by hash. */
-  private readonly grams = new Map<number, Set<string>>();
-  /** Folded starts of secrets shorter than GRAM (MIN_REDACTED_LENGTH..GRAM-1), for excerpt cuts. */
-  private readonly starts = new Set<string>();
+  /** The values' tables; with several, one merged table (matching stays one pass whatever their number). */
+  private own: GramTable[] = [];
+  private table: GramTable | undefined;
   private sortedValues: string[] = [];
 
   add(value: string): void {
     if (value.length < MIN_REDACTED_LENGTH || this.values.has(value)) return;
     this.values.add(value);
     this.sortedValues = [...this.values].sort((a, b) => b.length - a.length);
-    // Per line, without PEM armour: the armour is public, and lines are shown joined in many ways.
-    for (const line of value.replace(/-----(BEGIN|END)[A-Z0-9 ]*-----/g, "\n").split(/\r?\n|\\n/)) {
-      const t = line.trim();
-      if (t.length < MIN_REDACTED_LENGTH) continue;
-      for (let n = MIN_REDACTED_LENGTH; n < GRAM && n < t.length; n++) this.starts.add(foldString(t.slice(0, n)));
-      if (t.length < GRAM) continue;
-      for (const form of encodedForms(t)) {
-        const f = foldString(form);
-        for (let i = 0; i + GRAM <= f.length; i++) {
-          const g = f.slice(i, i + GRAM);
-          const h = hashOf(g);
-          let set = this.grams.get(h);
-          if (!set) this.grams.set(h, (set = new Set()));
-          set.add(g);
-        }
+    this.own.push(tableOf(value));
+    this.table = this.own.length === 1 ? this.own[0] : undefined;
+  }
+
+  /** The table to match with: a secret's shared one, or (several secrets) a merge made once. */
+  private merged(): GramTable {
+    if (!this.table) {
+      const grams: GramTable["grams"] = new Map();
+      const starts = new Set<string>();
+      for (const t of this.own) {
+        for (const [h, g] of t.grams) for (const x of typeof g === "string" ? [g] : g) addGram(grams, h, x);
+        for (const x of t.starts) starts.add(x);
       }
+      this.table = { grams, starts };
     }
+    return this.table;
   }
 
   /** Redacts strings inside any JSON-shaped value (keys too). */
@@ -133,7 +195,7 @@ export class Redactor {
     let out = s;
     // Longest first, so a secret containing another secret is masked whole.
     for (const v of this.sortedValues) if (out.includes(v)) out = out.split(v).join(REDACTED);
-    return this.starts.size > 0 && out.includes(ELLIPSIS) ? this.maskCuts(out) : out;
+    return this.merged().starts.size > 0 && out.includes(ELLIPSIS) ? this.maskCuts(out) : out;
   }
 
   private maskCuts(s: string): string {
@@ -142,7 +204,7 @@ export class Redactor {
     for (let at = s.indexOf(ELLIPSIS); at >= 0; at = s.indexOf(ELLIPSIS, at + ELLIPSIS.length)) {
       let cut = 0;
       for (let n = Math.min(GRAM - 1, at - last); n >= MIN_REDACTED_LENGTH; n--) {
-        if (this.starts.has(foldString(s.slice(at - n, at)))) { cut = n; break; }
+        if (this.merged().starts.has(foldString(s.slice(at - n, at)))) { cut = n; break; }
       }
       out += s.slice(last, at - cut) + (cut ? REDACTED : "") + ELLIPSIS;
       last = at + ELLIPSIS.length;
@@ -153,16 +215,15 @@ export class Redactor {
   /** Merged [start, end) regions of `text` covered by GRAM-long runs of a secret. */
   private gramRegions(text: string): [number, number][] {
     const regions: [number, number][] = [];
-    if (this.grams.size === 0 || text.length < GRAM) return regions;
+    const grams = this.merged().grams;
+    if (grams.size === 0 || text.length < GRAM) return regions;
     let h = 0;
     for (let i = 0; i < text.length; i++) {
       h = (Math.imul(h, BASE) + fold(text.charCodeAt(i))) | 0;
       if (i >= GRAM) h = (h - Math.imul(fold(text.charCodeAt(i - GRAM)), BASE_POW)) | 0;
       if (i < GRAM - 1) continue;
-      const set = this.grams.get(h);
-      if (!set) continue;
       const start = i - GRAM + 1;
-      if (!set.has(foldString(text.slice(start, i + 1)))) continue;
+      if (!hasGram(grams, h, () => foldString(text.slice(start, i + 1)))) continue;
       const lastRegion = regions[regions.length - 1];
       if (lastRegion && lastRegion[1] >= start) lastRegion[1] = i + 1;
       else regions.push([start, i + 1]);

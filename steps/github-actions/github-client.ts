@@ -210,7 +210,7 @@ export class GithubClient {
   readonly stats = { requests: 0, notModified: 0 };
   readonly rate: RateState = {};
   lastUsed: number;
-  private readonly etags = new Map<string, { etag: string; data: unknown }>();
+  private readonly etags = new Map<string, { key: string; etag: string; data: unknown }>();
   private readonly pollers = new Map<string, RepoPoller>();
   /** Facts learned from GitHub's refusals: `runDetails` (return_run_details unsupported) and `distinctId:<o/r/wf>`. */
   private readonly learned = new Map<string, number>();
@@ -280,11 +280,20 @@ export class GithubClient {
     if (limit !== null && /^\d+$/.test(limit)) this.rate.limit = Number(limit);
   }
 
-  /** A GET answered from the ETag cache when GitHub says 304 Not Modified (free of primary limit). */
-  async getCached<T>(route: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
+  /**
+   * A GET answered from the ETag cache when GitHub says 304 Not Modified (free of primary limit).
+   * `project` keeps what the callers read: the cache holds that, not GitHub's whole answer (a page
+   * of 100 workflow runs is ~1 MB of JSON, most of it repository objects).
+   */
+  async getCached<T>(route: string, params: Record<string, unknown>, project: (data: unknown) => T, signal?: AbortSignal): Promise<T> {
     this.lastUsed = this.options.now();
     const key = `${route} ${JSON.stringify(params)}`;
-    const cached = this.etags.get(key);
+    // One entry per resource: a list asked for with another page size replaces the older page (the
+    // page size grows with the runs followed, and every size would otherwise keep a page).
+    const { per_page: _pageSize, ...resource } = params;
+    const slot = `${route} ${JSON.stringify(resource)}`;
+    const entry = this.etags.get(slot);
+    const cached = entry?.key === key ? entry : undefined;
     try {
       const res = await this.octokit.request(route, {
         ...params,
@@ -292,12 +301,13 @@ export class GithubClient {
         ...(signal ? { request: { signal } } : {}),
       });
       const etag = res.headers.etag;
-      this.etags.delete(key);
+      const data = project(res.data);
+      this.etags.delete(slot);
       if (etag) {
-        this.etags.set(key, { etag, data: res.data });
+        this.etags.set(slot, { key, etag, data });
         if (this.etags.size > 500) this.etags.delete(this.etags.keys().next().value!);
       }
-      return res.data as T;
+      return data;
     } catch (err) {
       if ((err as { status?: number }).status === 304 && cached) return cached.data as T;
       throw err;
@@ -528,11 +538,11 @@ export class RepoPoller {
     };
     if (this.searches.size > 0 || byId.size > 1) {
       const perPage = Math.min(MAX_PAGE_SIZE, client.options.listPageSize + byId.size);
-      const page = await client.getCached<{ workflow_runs: Record<string, unknown>[] }>(
+      const runs = await client.getCached(
         "GET /repos/{owner}/{repo}/actions/runs",
         { owner: this.owner, repo: this.repo, per_page: perPage, exclude_pull_requests: true },
+        (page) => (page as { workflow_runs: Record<string, unknown>[] }).workflow_runs.map(toWorkflowRun),
       );
-      const runs = page.workflow_runs.map(toWorkflowRun);
       for (const s of [...this.searches]) {
         const found = runs.filter((r) => r.createdAt >= s.since - CLOCK_SKEW_MS && s.matches(r));
         if (found.length > 0) s.resolve(found.sort((a, b) => a.createdAt - b.createdAt || compareIds(a.id, b.id)));
@@ -542,11 +552,11 @@ export class RepoPoller {
     for (const [runId, watches] of byId) {
       if (seen.has(runId)) continue;
       try {
-        const raw = await client.getCached<Record<string, unknown>>(
+        deliver(await client.getCached(
           "GET /repos/{owner}/{repo}/actions/runs/{run_id}",
           { owner: this.owner, repo: this.repo, run_id: runId, exclude_pull_requests: true },
-        );
-        deliver(toWorkflowRun(raw));
+          (raw) => toWorkflowRun(raw as Record<string, unknown>),
+        ));
       } catch (err) {
         const f = describeGithubError(err, client.options.now());
         if (f.status !== 404) throw err;

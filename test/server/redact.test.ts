@@ -124,4 +124,18 @@ describe("redact", () => {
     expect(outList).to.deep.equal(list);
     expect(ms).to.be.below(1_000);
   });
+
+  it("runs redacting the same secret share its tables (a thousand waiting steps with one token hold one); a run with several secrets masks each", () => {
+    const tableOf = (r: Redactor) => (r as unknown as { own: unknown[] }).own;
+    const a = new Redactor(), b = new Redactor();
+    a.add(TOKEN);
+    b.add(TOKEN);
+    expect(tableOf(a)[0], "one table for the token").to.equal(tableOf(b)[0]);
+    b.add("second-secret-value-0042");
+    expect(tableOf(a), "adding to one run does not touch the other's").to.have.length(1);
+    const out = b.apply({ one: `x ${TOKEN.toUpperCase()} y`, two: Buffer.from("second-secret-value-0042").toString("base64"), three: "toK_5fG7" });
+    expect(leaks(out)).to.deep.equal([]);
+    expect(out.two, "the second secret's base64 is masked too").to.contain(REDACTED).and.not.contain(Buffer.from("second-secret-value-0042").toString("base64").slice(0, 12));
+    expect(a.apply("second-secret-value-0042"), "a's run knows only its own secret").to.equal("second-secret-value-0042");
+  });
 });

@@ -344,6 +344,26 @@ describe("github-actions", function () {
       expect(bucket.used).to.equal(1 + gets.length - notModified.length);
     });
 
+    it("the ETag cache keeps one answer per resource, as the callers project it: a list asked for with a new page size replaces the older page", async () => {
+      const fake = await new FakeGitHub({ repos: repos(), tokens: [PAT] }).start();
+      const hub = new GithubHub(fastHub);
+      try {
+        const client = await hub.client(fake.url, { kind: "token", token: PAT });
+        const list = (perPage: number) => client.getCached("GET /repos/{owner}/{repo}/actions/runs", { owner: "acme", repo: "app", per_page: perPage },
+          (page) => ({ count: (page as { total_count: number }).total_count }));
+        const conditional = () => fake.calls("GET", /\/repos\/acme\/app\/actions\/runs($|\?)/).map((e) => e.headers["if-none-match"] !== undefined);
+        expect(await list(21)).to.deep.equal({ count: 0 });
+        expect(await list(21), "a 304 answers with the projection kept, not GitHub's body").to.deep.equal({ count: 0 });
+        await list(22);
+        await list(21);
+        expect(conditional(), "21 → 21 (conditional) → 22 → 21: the page of 21 was replaced by the page of 22").to.deep.equal([false, true, false, false]);
+        expect(fake.calls("GET", /\/repos\/acme\/app\/actions\/runs($|\?)/).map((e) => e.status)).to.deep.equal([200, 304, 200, 200]);
+      } finally {
+        await hub.close();
+        await fake.close();
+      }
+    });
+
     it("one waiting step costs one request per poll interval", async () => {
       env = await setup({ hub: { pollIntervalMs: 200, jitter: 0 } });
       const { answer } = await env.run({ workflow: "medium.yaml", ref: "main" });
