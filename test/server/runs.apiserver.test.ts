@@ -82,6 +82,23 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       const v = await e.engine.poll(httpRequest as never, run, parameter);
       return v.phase !== "running" && v;
     });
+  /**
+   * Creates Application `name` whose workflow is one `suspend` step, `purge`, and returns the
+   * session id the real KubeVela controller stores for it (the suspend keeps it there).
+   */
+  const storedSession = async (name: string) => {
+    const { objects } = kubeClients();
+    await objects.create({
+      apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name, namespace: ns.name },
+      spec: { components: [], workflow: { steps: [{ name: "purge", type: "suspend" }] } },
+    } as never);
+    return until("KubeVela stored the step's session", async () => {
+      const app = (await objects.read({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name, namespace: ns.name } })) as {
+        status?: { workflow?: { steps?: { name: string; id: string }[] } };
+      };
+      return app.status?.workflow?.steps?.find((x) => x.name === "purge")?.id;
+    }, 60_000);
+  };
   /** The record an executor killed right after recording its intent to send attempt 1 leaves behind. */
   const leftByDeadExecutor = async (e: TestExecutor, run: RunIdentity) => {
     const { record } = await e.store.create({ key: runKey(run), kind: "http-request", run, phase: "running", message: "http-request: started", outputs: {}, createdAt: Date.now(), holder: "dead-executor", attempts: 1 });
@@ -350,19 +367,7 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
     });
 
     it("session probe: a side effect starts as soon as KubeVela's status holds the session, without a second poll; never for a session KubeVela did not store", async () => {
-      // The real KubeVela controller stores a step status for this Application's workflow: a
-      // `suspend` step named `purge` keeps it there.
-      const { objects } = kubeClients();
-      await objects.create({
-        apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "probe-app", namespace: ns.name },
-        spec: { components: [], workflow: { steps: [{ name: "purge", type: "suspend" }] } },
-      } as never);
-      const stored = await until("KubeVela stored the step's session", async () => {
-        const app = (await objects.read({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "probe-app", namespace: ns.name } })) as {
-          status?: { workflow?: { steps?: { name: string; id: string }[] } };
-        };
-        return app.status?.workflow?.steps?.find((x) => x.name === "purge")?.id;
-      }, 60_000);
+      const stored = await storedSession("probe-app");
       target = await startTarget((_r, res) => reply(res, 200, { ok: true }));
       const waker = recordingWaker();
       const probe = new ApplicationSessionProbe(kc);
@@ -385,17 +390,7 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
     });
 
     it("session probe with the Application watch: the change that stores the session starts the run at once, without reading; a change without it starts nothing", async () => {
-      const { objects } = kubeClients();
-      await objects.create({
-        apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "heard-app", namespace: ns.name },
-        spec: { components: [], workflow: { steps: [{ name: "purge", type: "suspend" }] } },
-      } as never);
-      const stored = await until("KubeVela stored the step's session", async () => {
-        const app = (await objects.read({ apiVersion: "core.oam.dev/v1beta1", kind: "Application", metadata: { name: "heard-app", namespace: ns.name } })) as {
-          status?: { workflow?: { steps?: { name: string; id: string }[] } };
-        };
-        return app.status?.workflow?.steps?.find((x) => x.name === "purge")?.id;
-      }, 60_000);
+      const stored = await storedSession("heard-app");
       target = await startTarget((_r, res) => reply(res, 200, { ok: true }));
       const watch = new ApplicationWatch(kc, log, 60_000);
       const heard: string[] = [];
