@@ -96,8 +96,8 @@ function buildTable(value: string): GramTable {
 
 /**
  * One table per secret value for the whole process while any run uses it: a thousand steps with
- * the same token share one (~20 KB each otherwise). Keyed by a hash, so the cache itself keeps no
- * secret; a table nobody uses any more is collected and its key dropped.
+ * the same token share one (~20 KB each otherwise). The map's keys are hashes, and a table (pieces
+ * of its secret) is held only weakly: once no run uses it, it is collected and its key dropped.
  */
 const tables = new Map<string, WeakRef<GramTable>>();
 const forget = new FinalizationRegistry<string>((key) => {
