@@ -84,11 +84,14 @@ export interface KubeRunStoreOptions extends RetentionOptions {
   applications?: ApplicationLookup;
   /** Limits the sweep and pruning to one namespace (tests); default: all. */
   namespace?: string;
+  /** StepRuns per page of a list (the sweep's, pruning's); default 500. */
+  listPageSize: number;
 }
 
 export const kubeRunStoreDefaults: KubeRunStoreOptions = {
   ...retentionDefaults,
   requestTimeoutMs: 10_000,
+  listPageSize: 500,
 };
 
 export class KubeRunStore implements RunStore {
@@ -167,7 +170,7 @@ export class KubeRunStore implements RunStore {
 
   async listRunning(options: { exceptHolder?: string } = {}): Promise<RunRecord[]> {
     const except = options.exceptHolder ? `,${HOLDER_LABEL}!=${labelValue(options.exceptHolder)}` : "";
-    return (await this.list(`${PHASE_LABEL}=running${except}`)).map(fromObject);
+    return this.list(`${PHASE_LABEL}=running${except}`);
   }
 
   async remove(record: RunRecord): Promise<void> {
@@ -175,7 +178,7 @@ export class KubeRunStore implements RunStore {
   }
 
   async prune(beforeDelete?: () => Promise<boolean>): Promise<number> {
-    const finished = (await this.list(`${PHASE_LABEL} in (succeeded,failed)`)).map(fromObject);
+    const finished = await this.list(`${PHASE_LABEL} in (succeeded,failed)`);
     const victims = recordsToPrune(finished, this.options, this.now());
     let n = 0;
     for (const r of victims) {
@@ -196,19 +199,25 @@ export class KubeRunStore implements RunStore {
     }
   }
 
-  private async list(labelSelector: string): Promise<StepRunObject[]> {
-    const out: StepRunObject[] = [];
+  /**
+   * The records of the StepRuns the selector matches, page by page. Each page becomes records at
+   * once: a StepRun as the API server sends it (managedFields above all) is several times its
+   * record, and a sweep that kept every page of 10,000 running runs until the last one arrived
+   * raised the V8 heap's high-water by tens of MiB (BENCHMARKS.md §3).
+   */
+  private async list(labelSelector: string): Promise<RunRecord[]> {
+    const out: RunRecord[] = [];
     let cont: string | undefined;
     do {
       let page: { items: StepRunObject[]; metadata?: { continue?: string } };
       try {
-        const query = { labelSelector, limit: 500, continue: cont };
+        const query = { labelSelector, limit: this.options.listPageSize, continue: cont };
         const path = resourcePath({ group: GROUP, version: VERSION, plural: PLURAL, ...(this.options.namespace ? { namespace: this.options.namespace } : {}) });
         page = (await this.call(this.api.request("GET", path, { query }), "listing StepRuns")) as typeof page;
       } catch (err) {
         throw this.mapError(err, "listing");
       }
-      out.push(...page.items);
+      for (const item of page.items) out.push(fromObject(item));
       cont = page.metadata?.continue || undefined;
     } while (cont);
     return out;

@@ -172,6 +172,21 @@ describe("run records in the Kubernetes API (real kube-apiserver)", function () 
       expect((await store.listRunning()).map((r) => r.key)).to.include.members([mine.key, theirs.key, released.key, unlabelled.key]);
     });
 
+    it("lists page by page: a sweep's list of several pages holds every running run, as records", async () => {
+      const store = new KubeRunStore(kc, log, { namespace: ns.name });
+      const paged = new KubeRunStore(kc, log, { namespace: ns.name, listPageSize: 2 });
+      const made: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const run = runOf(ns.name, "paged-app");
+        made.push((await store.create({ key: runKey(run), kind: "read-object-and-wait", run, phase: "running", message: `m${i}`, outputs: {}, createdAt: Date.now(), holder: "x", attempts: 1 })).record.key);
+      }
+      const all = await store.listRunning();
+      const pages = await paged.listRunning();
+      expect(all.length).to.be.at.least(5);
+      expect(pages.map((r) => r.key)).to.have.members(all.map((r) => r.key)).and.to.include.members(made);
+      expect(pages.find((r) => r.key === made[4])).to.include({ kind: "read-object-and-wait", message: "m4", holder: "x", phase: "running" });
+    });
+
     it("prunes finished records past the retention or the count (not young ones), never running ones", async () => {
       const store = new KubeRunStore(kc, log, { retentionMs: 60 * 60_000, maxFinished: 0, minRetentionMs: 20 * 60_000, namespace: ns.name });
       const now = Date.now();
