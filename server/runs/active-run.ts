@@ -155,6 +155,9 @@ export class ActiveRun {
         const next = await this.store.update(this.record, update);
         if (next) {
           this.record = next;
+          // One copy of the message, the stored one: the step's own is often a concatenation kept
+          // as a tree of its pieces, which a waiting run would hold for as long as it waits.
+          if (next.message === this.message) this.message = next.message;
           return;
         }
         // Someone else wrote the record: still ours, or taken over?

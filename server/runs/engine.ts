@@ -381,7 +381,9 @@ export class RunEngine {
     // Every read of the run, Secrets included, as the Application's ServiceAccount if it names one.
     const kube = kubeReaderForRun(this.deps.kube, record.run, this.deps.authenticationDefaultUser);
     const startedAt = this.now();
-    const about = { kind: kind.kind, run: record.run };
+    // The closures below outlive the first record (ActiveRun keeps the latest): they keep its key and identity only.
+    const { key, run } = record;
+    const about = { kind: kind.kind, run };
     const ctx = new RunContext(active, redactor, this.observer, resumed, kube, this.deps.http, this.deps.tuning, this.now,
       createSecretResolver(kube, record.run.namespace, redactor));
     // The base logger with the run's fields: a child logger per run would stay with every waiting run.
@@ -431,21 +433,21 @@ export class RunEngine {
         }
       }
       active.outcome = active.result.phase === "succeeded" ? "succeeded" : "failed";
-      baseLog.info({ run: record.key, kind: kind.kind, phase: active.result.phase, message: active.result.message }, "run finished");
+      baseLog.info({ run: key, kind: kind.kind, phase: active.result.phase, message: active.result.message }, "run finished");
       // Only once KubeVela stored the run's session: a write to the Application while the
       // reconcile that first ran the step is still under way makes that reconcile's status write
       // fail, and KubeVela then gives the step a new session, i.e. a new run (docs/runs.md).
       // And not when a poll waiting for this answer carries it: KubeVela is in that reconcile now.
-      if (active.wakeable && active.pollsWaiting === 0 && !active.cancelled) this.waker.wake(record.run.namespace, record.run.application, `step ${record.run.step} ${active.result.phase}`);
+      if (active.wakeable && active.pollsWaiting === 0 && !active.cancelled) this.waker.wake(run.namespace, run.application, `step ${run.step} ${active.result.phase}`);
     })().finally(() => {
       active.stopProgress();
-      if (this.active.get(record.key) === active) {
-        this.active.delete(record.key);
+      if (this.active.get(key) === active) {
+        this.active.delete(key);
         this.wakeDeferred();
       }
       this.observer.finished({ ...about, outcome: active.outcome ?? "lost", message: active.result?.message ?? active.message, durationMs: this.now() - startedAt });
     });
-    this.active.set(record.key, active);
+    this.active.set(key, active);
     return active;
   }
 
