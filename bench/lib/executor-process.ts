@@ -14,7 +14,7 @@ import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { readFileSync } from "node:fs";
-import { writeHeapSnapshot } from "node:v8";
+import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8";
 import { RunEngine } from "../../server/runs/engine.js";
 
 // ---- polls --------------------------------------------------------------------------------------
@@ -92,6 +92,31 @@ function json(res: ServerResponse, body: unknown) {
   res.end(JSON.stringify(body));
 }
 
+/**
+ * Resident anonymous memory by kind of mapping (/proc/self/smaps): V8 heap pages (256 KiB each, of
+ * every isolate in the process: the main one, CEL workers), malloc's main heap ([heap]), the rest
+ * (malloc's thread arenas and large blocks, thread stacks, V8's code range).
+ */
+function anonymousMemory(): { v8PagesBytes: number; v8Pages: number; mallocHeapBytes: number; otherBytes: number } {
+  const out = { v8PagesBytes: 0, v8Pages: 0, mallocHeapBytes: 0, otherBytes: 0 };
+  let kind: "v8" | "heap" | "other" | undefined;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (m) {
+      const name = m[3]!.trim();
+      const size = parseInt(m[2]!, 16) - parseInt(m[1]!, 16);
+      kind = name === "[heap]" ? "heap" : name ? undefined : size === 256 * 1024 ? "v8" : "other";
+      if (kind === "v8") out.v8Pages++;
+      continue;
+    }
+    if (kind && line.startsWith("Rss:")) {
+      const bytes = Number(/(\d+)/.exec(line)![1]) * 1024;
+      if (kind === "v8") out.v8PagesBytes += bytes; else if (kind === "heap") out.mallocHeapBytes += bytes; else out.otherBytes += bytes;
+    }
+  }
+  return out;
+}
+
 function benchEndpoint(req: IncomingMessage, res: ServerResponse): boolean {
   const url = req.url ?? "";
   if (req.method !== "GET" || !url.startsWith("/bench/")) return false;
@@ -108,6 +133,8 @@ function benchEndpoint(req: IncomingMessage, res: ServerResponse): boolean {
     json(res, {
       rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers,
       threads: field("Threads"), rssAnonBytes: field("RssAnon") * 1024,
+      heapSpaces: Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, { sizeBytes: s.space_size, usedBytes: s.space_used_size }])),
+      anon: anonymousMemory(),
     });
   } else if (url.startsWith("/bench/heap")) {
     // A heap snapshot (for finding what the runs retain), written where ?path= says.

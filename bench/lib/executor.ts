@@ -29,7 +29,13 @@ export interface ExecutorStats {
 }
 
 export interface ServerLatency { count: number; p50: number; p90: number; p99: number; max: number; loopDelayP99: number; loopDelayMax: number }
-export interface GcMemory { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number; threads: number; rssAnonBytes: number }
+export interface GcMemory {
+  rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number; threads: number; rssAnonBytes: number;
+  /** The main isolate's spaces (v8.getHeapSpaceStatistics). */
+  heapSpaces?: Record<string, { sizeBytes: number; usedBytes: number }>;
+  /** Resident anonymous memory by mapping: V8 pages of all isolates, malloc's main heap, the rest. */
+  anon?: { v8PagesBytes: number; v8Pages: number; mallocHeapBytes: number; otherBytes: number };
+}
 
 export interface BenchExecutor {
   url: string;
