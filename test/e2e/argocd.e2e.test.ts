@@ -191,8 +191,11 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
   const runsOf = (release: string) => github.runs.filter((r) => r.displayTitle.startsWith(`E2E ${release} `)).length;
 
   async function refresh(kind: "normal" | "hard" = "normal") {
-    // What a Git webhook does: ask Argo CD to compare with Git now, not at its next resync.
-    await kubectl(["-n", ARGOCD_NS, "annotate", "applications.argoproj.io", argoName(), "--overwrite", `argocd.argoproj.io/refresh=${kind}`]);
+    // What a Git webhook, the CLI and the UI do (Argo CD's argo.RefreshApp): ask Argo CD to compare
+    // with Git now, not at its next resync. The timestamp makes each request new: without it, a
+    // request made while Argo CD is still consuming the previous one is the same annotation and is
+    // removed with it, unseen.
+    await kubectl(["-n", ARGOCD_NS, "annotate", "applications.argoproj.io", argoName(), "--overwrite", `argocd.argoproj.io/refresh=${kind}`, `argocd.argoproj.io/refresh-timestamp=${new Date().toISOString()}`]);
   }
 
   /**
@@ -234,6 +237,24 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
     }
     return worst;
   };
+
+  let refreshesLost = 0;
+  /**
+   * Asks Argo CD to refresh and waits until it has compared with `sha` (the newest commit); asks
+   * again, as a webhook's redelivery would, if a request was lost (counted, and printed by the soak).
+   */
+  async function refreshUntilSeen(sha: string) {
+    for (let attempt = 1; ; attempt++) {
+      await refresh();
+      try {
+        await argoApp.until(`Argo CD compared with ${sha.slice(0, 7)}`, (o) => argoState(o).revision === sha, 60_000, () => argoLine(argoApp.latest()));
+        return;
+      } catch (e) {
+        if (attempt === 3) throw e;
+        refreshesLost++;
+      }
+    }
+  }
 
   /** Waits until Argo CD synced `sha` and computed `health` for it. */
   function argoReaches(sha: string, health: string, limitMs = 180_000) {
@@ -394,7 +415,7 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
       const t0 = Date.now();
       const generation = velaApp.latest()!.metadata.generation ?? 0;
       const sha = await repo.release(release);
-      await refresh();
+      await refreshUntilSeen(sha);
       await argoReaches(sha, "Healthy");
       const t1 = Date.now();
       latencies.push((t1 - t0) / 1000);
@@ -418,7 +439,7 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
     const sorted = [...latencies].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
     const perStep = (step: string) => runs.filter((r) => r.step === step).length;
-    console.log(`      ${REVISIONS} revisions: commit → Argo CD Healthy median ${median.toFixed(1)} s, max ${sorted.at(-1)!.toFixed(1)} s; Argo CD syncs ${syncs}; KubeVela workflow runs ${starts}; StepRuns read-release ${perStep("read-release")}, smoke-test ${perStep("smoke-test")}, e2e-tests ${perStep("e2e-tests")}; sessions KubeVela dropped ${dropped.length} (${dropped.map((d) => `${d.step}:${d.attempts} attempts`).join(", ") || "none"})`);
+    console.log(`      ${REVISIONS} revisions: commit → Argo CD Healthy median ${median.toFixed(1)} s, max ${sorted.at(-1)!.toFixed(1)} s; Argo CD syncs ${syncs} (refresh requests Argo CD lost, asked again: ${refreshesLost}); KubeVela workflow runs ${starts}; StepRuns read-release ${perStep("read-release")}, smoke-test ${perStep("smoke-test")}, e2e-tests ${perStep("e2e-tests")}; sessions KubeVela dropped ${dropped.length} (${dropped.map((d) => `${d.step}:${d.attempts} attempts`).join(", ") || "none"})`);
     for (const r of releases) {
       expect(smokeCalls(r), `smoke tests of ${r}`).to.equal(1);
       expect(runsOf(r), `GitHub Actions runs of ${r}`).to.equal(1);
