@@ -391,6 +391,18 @@ export function scaleMarkdown(r: ScaleResult): string {
     lines.push("", "Github mode: each step dispatched a workflow run on the local GitHub server and waits for its conclusion (an hour away); " +
       `runs the server holds at the end: ${gh.map((l) => `${l.githubRuns!.toLocaleString("en")} of ${l.level.n.toLocaleString("en")}`).join(", ")} (no dispatch twice, none missing).`);
   }
+  const mem = plain.filter((l) => l.gc?.anon && l.gc.heapSpaces);
+  if (mem.length) {
+    const m = (b: number) => fmt(b / MiB);
+    lines.push("", "Where the executor's memory is at the end of each level, after a full collection (`/bench/gc`), MiB: the main V8 heap in use and allocated (its old space in use / allocated); " +
+      "resident anonymous memory by mapping — V8's 256 KiB pages of every isolate in the process (the main one, CEL workers; pages the collection just freed count until V8 unmaps them), malloc's main heap (native buffers, TLS, parsers), the rest (malloc's thread arenas and large blocks, thread stacks, V8's code) — and RSS (which adds the node binary's pages).", "",
+      "| mode | waiting steps | V8 heap used / allocated | old space used / allocated | V8 pages resident | malloc heap | other anonymous | RSS |",
+      "|---|---|---|---|---|---|---|---|",
+      ...mem.map((l) => {
+        const g = l.gc!, old = g.heapSpaces!.old_space;
+        return `| ${l.level.mode} | ${l.level.n.toLocaleString("en")} | ${m(g.heapUsedBytes)} / ${m(g.heapTotalBytes)} | ${old ? `${m(old.usedBytes)} / ${m(old.sizeBytes)}` : "–"} | ${m(g.anon!.v8PagesBytes)} | ${m(g.anon!.mallocHeapBytes)} | ${m(g.anon!.otherBytes)} | ${m(g.rssBytes)} |`;
+      }));
+  }
   const grown = r.levels.filter((l) => l.heapGrowth);
   if (grown.length) {
     lines.push("", "Where a waiting step's V8 heap goes: heap snapshots of the executor just started and after creating the runs (both after a full collection), the kinds of object that grew most, per waiting step:", "");
