@@ -24,6 +24,7 @@ function variants(): [string, string[]][] {
     // executor allocates, and keeps it: the image caps it.
     ["without `--max-semi-space-size` (V8's default young generation)", without("--max-semi-space-size")],
     ["with `--max-semi-space-size=1`", [...without("--max-semi-space-size"), "--max-semi-space-size=1"]],
+    ["with `--memory-saver-mode` (V8 releases freed pages, keeps its heap tight)", [...image, "--memory-saver-mode"]],
     ["without `--enable-source-maps`", without("--enable-source-maps")],
     ["with @kubernetes/client-node imported too (the client it used before)", [...image, "--import", "@kubernetes/client-node"]],
   ];

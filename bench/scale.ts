@@ -300,9 +300,12 @@ export function scaleLevels(smoke: boolean): Level[] {
     // at most a few, one per reconcile worker, and a starting http-request holds its poll for
     // --first-answer-wait): RSS keeps the high-water of the creation burst.
     { mode: "http", n: 10000, rate: 1000, steadyS: 20, createConcurrency: 100, createBudgetS: 300 },
-    // glibc's malloc with 2 arenas instead of up to 8 per core: what native memory the arenas keep.
-    { mode: "http", n: 10000, rate: 1000, steadyS: 20, env: { MALLOC_ARENA_MAX: "2" } },
-    { mode: "object", n: 10000, rate: 1000, steadyS: 15, createBudgetS: 150, env: { MALLOC_ARENA_MAX: "2" } },
+    // V8's memory saver mode: Node 24's V8 keeps the pages its collections free resident (its page
+    // pool) and grows the heap ahead of need; the mode releases them and keeps the heap tight, at a
+    // CPU cost (BENCHMARKS.md §3: not adopted).
+    { mode: "http", n: 10000, rate: 1000, steadyS: 20, nodeFlags: ["--memory-saver-mode"] },
+    { mode: "object", n: 10000, rate: 1000, steadyS: 15, createBudgetS: 150, nodeFlags: ["--memory-saver-mode"] },
+    { mode: "object", n: 1000, rate: 1000, steadyS: 20, nodeFlags: ["--memory-saver-mode"] },
     // V8 trading CPU for a smaller heap (slower heap growth, more frequent full collections).
     { mode: "http", n: 10000, rate: 1000, steadyS: 20, nodeFlags: ["--optimize-for-size"] },
   ];
