@@ -363,11 +363,16 @@ export function findLevel(r: ScaleResult, mode: Mode, n: number, extra: (l: Leve
   return r.levels.find((l) => l.level.mode === mode && l.level.n === n && extra(l.level));
 }
 
+/** What sets a level apart from the defaults, for its row's label. */
+function tagsOf(level: Level): string {
+  return [level.createConcurrency ? `created ${level.createConcurrency} at a time` : "", level.flags?.length ? `\`${level.flags.join(" ")}\`` : "", level.runtime === "tsx" ? "tsx (`npm start`)" : "", level.nodeFlags ? `\`node ${level.nodeFlags.join(" ")}\`` : "", level.env ? Object.entries(level.env).map(([k, v]) => `\`${k}=${v}\``).join(" ") : ""].filter(Boolean).join(", ");
+}
+
 export function scaleMarkdown(r: ScaleResult): string {
   const plain = r.levels.filter((l) => !l.level.profile && !l.level.heap);
   const row = (l: LevelResult) => {
     const every = l.level.n / l.level.rate;
-    const tags = [l.level.createConcurrency ? `created ${l.level.createConcurrency} at a time` : "", l.level.flags?.length ? `\`${l.level.flags.join(" ")}\`` : "", l.level.runtime === "tsx" ? "tsx (`npm start`)" : "", l.level.nodeFlags ? `\`node ${l.level.nodeFlags.join(" ")}\`` : "", l.level.env ? Object.entries(l.level.env).map(([k, v]) => `\`${k}=${v}\``).join(" ") : ""].filter(Boolean).join(", ");
+    const tags = tagsOf(l.level);
     const kubeTotal = Object.values(l.kubeRequestsPerS).reduce((a, b) => a + b, 0);
     return `| ${l.level.mode} | ${l.level.n.toLocaleString("en")}${tags ? ` (${tags})` : ""} | ${fmt(every)} s | ${fmt(l.achievedRate)} | ${fmt(l.client.p50)} / ${fmt(l.client.p99)} / ${fmt(l.client.max)} | ${fmt(l.server.p50)} / ${fmt(l.server.p99)} | ${fmt(l.server.loopDelayP99)} | ${fmt(l.executorCpuPct)} | ${fmt(l.cpuPerPollUs)} | ${mib(l.rssIdleMiB)} / ${mib(l.rssCreatedMiB)} / ${mib(l.rssLoadMiB)} | ${fmt(perStepKiB(l))} | ${fmt(l.heapAfterGcMiB)} | ${fmt(kubeTotal)} / ${fmt(l.kubeConnectionsPerS)} | ${l.startFailures}/${l.errors}/${l.skipped} | ${fmt(l.createS)} |`;
   };
@@ -403,7 +408,8 @@ export function scaleMarkdown(r: ScaleResult): string {
       "|---|---|---|---|---|---|---|---|",
       ...mem.map((l) => {
         const g = l.gc!, old = g.heapSpaces!.old_space;
-        return `| ${l.level.mode} | ${l.level.n.toLocaleString("en")} | ${m(g.heapUsedBytes)} / ${m(g.heapTotalBytes)} | ${old ? `${m(old.usedBytes)} / ${m(old.sizeBytes)}` : "–"} | ${m(g.anon!.v8PagesBytes)} | ${m(g.anon!.mallocHeapBytes)} | ${m(g.anon!.otherBytes)} | ${m(g.rssBytes)} |`;
+        const tags = tagsOf(l.level);
+        return `| ${l.level.mode} | ${l.level.n.toLocaleString("en")}${tags ? ` (${tags})` : ""} | ${m(g.heapUsedBytes)} / ${m(g.heapTotalBytes)} | ${old ? `${m(old.usedBytes)} / ${m(old.sizeBytes)}` : "–"} | ${m(g.anon!.v8PagesBytes)} | ${m(g.anon!.mallocHeapBytes)} | ${m(g.anon!.otherBytes)} | ${m(g.rssBytes)} |`;
       }));
   }
   const grown = r.levels.filter((l) => l.heapGrowth);
