@@ -89,8 +89,9 @@ export function createKubeReader(kc: KubeClient, watches = new ObjectWatches(), 
  * The reads of one run: as the Application's ServiceAccount when the Application names one
  * (annotation app.oam.dev/service-account-name, as KubeVela does for its applies), else as the
  * executor. The Application is looked up on the run's first read; a failed look is retried.
+ * `defaultUser`: KubeVela's AuthenticateApplication is on and acts as this user for an
+ * Application that names nobody.
  */
-/** `defaultUser`: KubeVela's AuthenticateApplication is on and acts as this user for an Application that names nobody. */
 export function kubeReaderForRun(kube: KubeReader, run: { namespace: string; application: string }, defaultUser?: string): KubeReader {
   return new RunKubeReader(kube, run, defaultUser);
 }
