@@ -3,7 +3,8 @@
 --   Healthy      phase running: the workflow finished and the components are healthy
 --   Degraded     workflowFailed, workflowTerminated, unhealthy; a step that failed for good in a
 --                suspended workflow (feature EnableSuspendOnFailure); a False condition while the
---                controller parses or renders. Message: the failed step and its message.
+--                controller parses or renders, unless it is a write conflict (retried at once:
+--                Progressing). Message: the failed step and its message.
 --   Suspended    workflowSuspending: a suspend step, a deploy step with auto: false, or
 --                `vela workflow suspend`; resume with `vela workflow resume`
 --   Progressing  everything else, never Unknown: no status yet, a generation the controller has
@@ -188,6 +189,16 @@ local function isActive(step)
   return step.phase == "running" or step.phase == "pending" or step.phase == "suspending"
 end
 
+-- Kubernetes' message for a 409 Conflict (apimachinery NewConflict): a write that raced another.
+local CONFLICT = "Operation cannot be fulfilled on "
+
+-- Whether s begins with p, by comparison alone: p <= s < p .. "\255" holds exactly then.
+local function startsWith(s, p)
+  return type(s) == "string" and s >= p and s < p .. BYTE[255]
+end
+
+-- The first False condition as "Type: message", and whether it is a write conflict, which the
+-- controller retries at once (it raced its own or another writer's update of the same object).
 local function falseCondition(status)
   if type(status.conditions) ~= "table" then
     return nil
@@ -195,7 +206,7 @@ local function falseCondition(status)
   for _, c in ipairs(status.conditions) do
     -- Synced is never reset after an error (application_controller.go), so it is skipped
     if type(c) == "table" and c.status == "False" and c.type ~= "Synced" then
-      return tostring(c.type) .. ": " .. short(c.message or c.reason)
+      return tostring(c.type) .. ": " .. short(c.message or c.reason), startsWith(c.message, CONFLICT)
     end
   end
   return nil
@@ -333,9 +344,10 @@ local function health(obj)
   end
 
   if phase == "starting" or phase == "rendering" or phase == "generatingPolicy" then
-    local condition = falseCondition(status)
+    local condition, conflict = falseCondition(status)
     if condition ~= nil then
-      return result("Degraded", condition)
+      -- A conflict is retried on the next reconcile: not a reason to alarm anyone.
+      return result(conflict and "Progressing" or "Degraded", condition)
     end
     return result("Progressing", phase)
   end
