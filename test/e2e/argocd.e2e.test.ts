@@ -445,7 +445,11 @@ describe("e2e: Argo CD syncs KubeVela Applications whose workflows use the addon
       expect(runsOf(r), `GitHub Actions runs of ${r}`).to.equal(1);
     }
     expect(starts, "KubeVela workflow runs (one per revision: no restart loop)").to.equal(REVISIONS);
-    expect(syncs, "Argo CD sync operations (no sync loop)").to.be.within(REVISIONS, 2 * REVISIONS);
+    // At least one sync per revision is what argoReaches saw for each (synced and Healthy at its
+    // sha); the count of distinct operation start times can come out one short (they have a
+    // second's resolution, and a recorder that re-listed may have missed a short operation), so
+    // it bounds loops only.
+    expect(syncs, "Argo CD sync operations (no sync loop)").to.be.at.most(2 * REVISIONS);
     // A dropped session of a step with side effects never started (it waits for KubeVela to store
     // its session, docs/runs.md §3): it stays pending (no attempt) and did nothing.
     for (const d of dropped.filter((x) => x.step !== "read-release")) expect(d.attempts, `attempts of a dropped ${d.step} session`).to.equal(0);
