@@ -17,11 +17,12 @@ import { join } from "node:path";
 import { Pool } from "undici";
 import { namespaceKey, sign } from "../server/http/auth.js";
 import type { BenchContext } from "./lib/context.js";
-import { apiserverRequests, componentCpu, createObject, deltaRequests, tempNamespace } from "./lib/cluster.js";
+import { apiserverRequests, componentCpu, createObject, deltaRequests, kubectl, tempNamespace } from "./lib/cluster.js";
 import { fmt, log, MiB, pool, sleep, summary } from "./lib/common.js";
 import { hasFlag, startExecutor, type BenchExecutor, type GcMemory, type Runtime, type ServerLatency } from "./lib/executor.js";
 import { summariseProfile, type ProfileSummary } from "./lib/profile.js";
 import { growthPerStep, summarizeSnapshot } from "./lib/heap-summary.js";
+import { GROUP, PLURAL, VERSION } from "../server/runs/kube-store.js";
 import type { BenchTarget } from "./lib/target.js";
 import { FakeGitHub, type FakeRepo } from "../test/github-server/server.js";
 
@@ -347,6 +348,9 @@ export async function scale(ctx: BenchContext, levels = scaleLevels(ctx.smoke)):
     for (const level of levels) {
       log(`scale ${level.mode} n=${level.n} rate=${level.rate}/s for ${level.steadyS}s`);
       results.push(await runLevel(ctx, level, ctx.target, ns.name));
+      // The level's StepRuns go with it: left, they are runs of a stopped executor that the next
+      // level's executor would release and wake (its sweep), measured as that level's own work.
+      await forgetRuns(ns.name);
       await sleep(ctx.smoke ? 200 : 3_000);
     }
   } finally {
@@ -354,6 +358,19 @@ export async function scale(ctx: BenchContext, levels = scaleLevels(ctx.smoke)):
   }
   writeFileSync(join(ctx.workDir, "scale.json"), JSON.stringify(results, null, 1));
   return { levels: results, executorCommand: "node --import tsx bench/lib/executor-process.ts --host 127.0.0.1 --port <free> --log-level warn" };
+}
+
+/** Deletes every StepRun of the namespace in one request and waits until none is listed (bounded). */
+async function forgetRuns(namespace: string): Promise<void> {
+  const path = `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${PLURAL}`;
+  await kubectl(["delete", "--raw", path]).catch((err) => log(`scale: deleting the level's StepRuns: ${String(err).slice(0, 200)}`));
+  const end = performance.now() + 120_000;
+  while (performance.now() < end) {
+    const list = JSON.parse(await kubectl(["get", "--raw", `${path}?limit=1`])) as { items: unknown[] };
+    if (list.items.length === 0) return;
+    await sleep(1_000);
+  }
+  log("scale: the level's StepRuns were still listed 120 s after their deletion");
 }
 
 const perStepKiB = (l: LevelResult) => ((l.rssCreatedMiB - l.rssIdleMiB) * 1024) / l.level.n;
