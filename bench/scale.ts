@@ -420,7 +420,7 @@ export function scaleMarkdown(r: ScaleResult): string {
   if (mem.length) {
     const m = (b: number) => fmt(b / MiB);
     lines.push("", "Where the executor's memory is at the end of each level, after a full collection (`/bench/gc`), MiB: the main V8 heap in use and allocated (its old space in use / allocated); " +
-      "resident anonymous memory by mapping — V8's 256 KiB pages of every isolate in the process (the main one, CEL workers; pages the collection just freed count until V8 unmaps them), malloc's main heap (native buffers, TLS, parsers), the rest (malloc's thread arenas and large blocks, thread stacks, V8's code) — and RSS (which adds the node binary's pages).", "",
+      "resident anonymous memory by mapping — V8's 256 KiB pages of every isolate in the process (the main one, CEL workers; pages its collections freed stay resident in V8's page pool until it is flushed), malloc's main heap (native buffers, TLS, parsers), the rest (malloc's thread arenas and large blocks, thread stacks, V8's code) — and RSS (which adds the node binary's pages).", "",
       "| mode | waiting steps | V8 heap used / allocated | old space used / allocated | V8 pages resident | malloc heap | other anonymous | RSS |",
       "|---|---|---|---|---|---|---|---|",
       ...mem.map((l) => {
